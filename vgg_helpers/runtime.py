@@ -1,0 +1,226 @@
+"""Runtime: quiet TensorFlow import, seeding, device detection and the run budget.
+
+A notebook's setup cell calls :func:`setup` once, first::
+
+    import vgg_helpers as vh
+    budget = vh.setup(requires="0.1.0")
+
+and then reads every size it needs from ``budget`` (``budget.train_examples``,
+``budget.epochs``, ``budget.width`` ...), so notebooks never branch on the budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import platform
+import sys
+import tempfile
+import warnings
+
+from vgg_helpers._version import __version__
+
+#: Environment variables the package reads, in one place.
+ENV_FAST = "VGG_FAST"
+ENV_BUDGET = "VGG_BUDGET"
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """The sizes a notebook uses. Notebooks read these instead of branching on the budget.
+
+    ``width`` multiplies every conv and dense width of the blog's VGG (1.0 = the blog's
+    64-…-512 convs and 4096-wide dense layers).
+    """
+
+    name: str
+    description: str
+    train_examples: int  #: training images used (the rest of the 60,000 is left out)
+    val_examples: int  #: validation images, split off the training set
+    test_examples: int  #: test images evaluated
+    epochs: int  #: epochs of the main training run
+    batch_size: int
+    width: float  #: width multiplier for the VGG builder
+    steps: int  #: optimiser steps for short diagnostic runs (notebook 03)
+    timing_steps: int  #: steps timed when measuring the full-width model
+    bn_momentum: float  #: BatchNorm momentum (0.99 lags in short runs; see notebook 03)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.description})"
+
+
+BUDGETS = {
+    "fast": Budget(
+        name="fast",
+        description="CI smoke run: small subsets, 1 epoch, narrow widths",
+        train_examples=2_000,
+        val_examples=500,
+        test_examples=1_000,
+        epochs=1,
+        batch_size=128,
+        width=1 / 16,
+        steps=10,
+        timing_steps=2,
+        bn_momentum=0.9,
+    ),
+    "cpu": Budget(
+        name="cpu",
+        description="laptop or Binder CPU: full MNIST, scaled widths",
+        train_examples=55_000,
+        val_examples=5_000,
+        test_examples=10_000,
+        epochs=4,
+        batch_size=128,
+        width=1 / 8,
+        steps=60,
+        timing_steps=3,
+        bn_momentum=0.9,
+    ),
+    "gpu": Budget(
+        name="gpu",
+        description="GPU: full MNIST, full widths, full epochs",
+        train_examples=55_000,
+        val_examples=5_000,
+        test_examples=10_000,
+        epochs=15,
+        batch_size=128,
+        width=1.0,
+        steps=300,
+        timing_steps=20,
+        bn_momentum=0.99,
+    ),
+}
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def check_version(requires: str) -> None:
+    """Raise ``ImportError`` if the installed ``vgg_helpers`` is older than ``requires``."""
+    if _version_tuple(__version__) < _version_tuple(requires):
+        raise ImportError(
+            f"this notebook needs vgg_helpers >= {requires}, but {__version__} is installed. "
+            "From the repository root run `make lab` again (it reinstalls the package), "
+            "or `pip install -e .`; on Colab, rerun the setup cell."
+        )
+
+
+@contextlib.contextmanager
+def _stderr_to_file():
+    """Send file descriptor 2 (C-level stderr, where TensorFlow's C++ logs go) to a temp file.
+
+    Yields the file, so a caller can show what was written if something failed.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield sink
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def import_tensorflow():
+    """Import TensorFlow with its import-time log lines kept out of the notebook.
+
+    TensorFlow 2.21 prints absl/oneDNN/CPU-feature lines from C++ on import and on the first
+    op, whatever ``TF_CPP_MIN_LOG_LEVEL`` says. They are written to file descriptor 2, which
+    is redirected to a scratch file while TensorFlow loads and runs one op. oneDNN stays on
+    (it is what makes CPU training fast). If the import fails, the captured lines are shown.
+    """
+    if "tensorflow" in sys.modules and hasattr(sys.modules["tensorflow"], "constant"):
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _stderr_to_file() as sink, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+            _ = (tf.constant(1.0) + 1.0).numpy()  # first-op logs happen here, not later
+        except ImportError as err:
+            sink.seek(0)
+            log = sink.read().decode(errors="replace").strip()
+            raise ImportError(
+                "TensorFlow is not installed in this environment. From the repository root, "
+                "run `make lab` (it installs everything), or `pip install -e '.[cpu]'` "
+                "(CPU only) or `pip install -e '.[gpu]'` (NVIDIA GPU). On Colab TensorFlow "
+                "is preinstalled."
+                + (f"\nTensorFlow's own output:\n{log}" if log else "")
+            ) from err
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+def gpu_names() -> list[str]:
+    """Names of the GPUs TensorFlow sees (empty on a CPU-only machine)."""
+    tf = import_tensorflow()
+    names = []
+    for device in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(device)
+        names.append(details.get("device_name", device.name))
+    return names
+
+
+def select_budget(environ=None, has_gpu: bool | None = None) -> Budget:
+    """Pick the budget: ``VGG_BUDGET`` if set, else ``VGG_FAST=1`` → fast, GPU → gpu, else cpu."""
+    environ = os.environ if environ is None else environ
+    forced = environ.get(ENV_BUDGET, "").strip().lower()
+    if forced:
+        if forced not in BUDGETS:
+            raise ValueError(
+                f"{ENV_BUDGET}={forced!r} is not a budget; use one of "
+                f"{', '.join(BUDGETS)} or unset it to let vgg_helpers choose."
+            )
+        return BUDGETS[forced]
+    fast = environ.get(ENV_FAST, "").strip().lower()
+    if fast in {"1", "true", "yes", "on"}:
+        return BUDGETS["fast"]
+    if fast not in {"", "0", "false", "no", "off"}:
+        raise ValueError(f"{ENV_FAST}={fast!r} is not understood; set it to 1 or unset it.")
+    if has_gpu is None:
+        has_gpu = bool(gpu_names())
+    return BUDGETS["gpu" if has_gpu else "cpu"]
+
+
+def describe_device() -> str:
+    """One phrase naming the device TensorFlow will use."""
+    names = gpu_names()
+    if names:
+        return "GPU: " + ", ".join(names)
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def setup(requires: str | None = None, seed: int = 42, verbose: bool = True) -> Budget:
+    """Prepare a notebook: check the version, import TF quietly, seed, pick and report the budget.
+
+    Returns the :class:`Budget` whose sizes the notebook uses.
+    """
+    if requires is not None:
+        check_version(requires)
+    tf = import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(seed)  # seeds Python, NumPy and TensorFlow
+    budget = select_budget()
+    if verbose:
+        print(
+            f"vgg_helpers {__version__} | Python {platform.python_version()} | "
+            f"TensorFlow {tf.__version__} | Keras {keras.__version__} | "
+            f"{describe_device()} | budget: {budget.name}"
+        )
+    return budget
