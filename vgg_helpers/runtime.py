@@ -216,6 +216,9 @@ def setup(requires: str | None = None, seed: int = 42, verbose: bool = True) -> 
     import keras
 
     keras.utils.set_random_seed(seed)  # seeds Python, NumPy and TensorFlow
+    from vgg_helpers.plots import apply_style
+
+    apply_style()
     budget = select_budget()
     if verbose:
         print(

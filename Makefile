@@ -1,0 +1,36 @@
+# Two commands do everything (see README.md):
+#   make lab    set up, then open the notebooks in JupyterLab
+#   make test   set up, then run every test (unit tests + every notebook under nbval, fast budget)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The TensorFlow wheel: `gpu` (CUDA) where an NVIDIA driver answers, else `cpu` (274 MB instead of 572 MB).
+TF     ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
+STAMP  := $(VENV)/.installed-$(TF)
+LAB_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: lab test install bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if (3, 10) <= v[:2] <= (3, 13) else "Python 3.10-3.13 is needed, found %d.%d: set PYTHON=python3.12 (or another) and rerun" % v[:2])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(TF),lab,test]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+lab: install
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(LAB_ARGS)
+
+# Notebooks run in the fast budget unless VGG_FAST/VGG_BUDGET say otherwise.
+test: install
+	VGG_FAST=$${VGG_FAST-1} MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks \
+	    --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache
