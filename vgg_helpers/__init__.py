@@ -2,11 +2,15 @@
 
 Start every notebook with ``budget = vgg_helpers.setup(requires=...)``. The submodules:
 ``runtime`` (budgets, quiet TensorFlow import), ``data`` (MNIST and ``tf.data``),
-``plots`` (figures), ``exercises`` (self-checks).
+``architectures`` (VGG configs as data, layer tables, the LRN layer), ``models`` (Keras
+builders), ``plots`` (figures), ``exercises`` (self-checks).
 """
 
 from vgg_helpers._version import __version__
-from vgg_helpers import data, exercises, plots
-from vgg_helpers.runtime import BUDGETS, Budget, setup
+from vgg_helpers.runtime import BUDGETS, Budget, import_tensorflow, setup
 
-__all__ = ["__version__", "BUDGETS", "Budget", "setup", "data", "exercises", "plots"]
+import_tensorflow()  # before anything imports Keras, so TensorFlow's start-up logs stay hidden
+
+from vgg_helpers import architectures, data, exercises, models, plots  # noqa: E402
+
+__all__ = ["__version__", "BUDGETS", "Budget", "setup", "architectures", "data", "exercises", "models", "plots"]

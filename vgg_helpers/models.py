@@ -1,0 +1,96 @@
+"""Keras models built from :mod:`vgg_helpers.architectures` descriptions.
+
+    model = build_model(blog_vgg(), initializer="blog")             # the blog's network, N(0, 1) init
+    model = build_model(blog_vgg(lrn=False, batchnorm=True), width=1/8, initializer="he_normal")
+
+The model has exactly the layers of ``layer_table(arch, width)``, so their parameter counts agree.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from vgg_helpers.architectures import (
+    Architecture,
+    LocalResponseNormalization,
+    _check_width,
+    layer_table,
+    scaled,
+)
+
+#: Named initialisations used in the notebooks, besides any Keras initializer name.
+INITIALIZERS = {
+    "blog": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=1.0),  # tf.random_normal
+    "vgg_paper": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=0.01),  # the paper's N(0, 0.01)
+}
+
+
+def get_initializer(initializer):
+    """A Keras initializer from a name in :data:`INITIALIZERS`, a Keras name, or an instance."""
+    if isinstance(initializer, str) and initializer in INITIALIZERS:
+        return INITIALIZERS[initializer]()
+    try:
+        return keras.initializers.get(initializer)
+    except ValueError as err:
+        raise ValueError(
+            f"unknown initializer {initializer!r}: use one of {', '.join(INITIALIZERS)}, a Keras "
+            "name such as 'he_normal' or 'glorot_uniform', or a keras.initializers object."
+        ) from err
+
+
+def build_model(
+    arch: Architecture,
+    width: float = 1.0,
+    initializer="he_normal",
+    bn_momentum: float = 0.99,
+    name: str | None = None,
+) -> keras.Model:
+    """A functional Keras model of ``arch`` at ``width``; weights from ``initializer``, biases zero.
+
+    ``layer_table(arch, width)`` validates the architecture first, so a bad configuration raises
+    the same ``ValueError`` (naming the layer) before any weight is allocated.
+    """
+    _check_width(width)
+    layer_table(arch, width)  # raises ValueError on a bad architecture
+    init = get_initializer(initializer)
+    inputs = keras.Input(arch.input_shape, name="image")
+    x = inputs
+    n_conv = n_dense = n_pool = n_lrn = n_bn = n_drop = 0
+    flattened = False
+
+    def fresh(init_):  # one initializer object per layer, as Keras recommends
+        return init_.__class__.from_config(init_.get_config())
+
+    for layer in arch.layers:
+        units = scaled(layer.units, width) if layer.scale else layer.units
+        if layer.kind == "conv":
+            n_conv += 1
+            x = keras.layers.Conv2D(
+                units, layer.kernel, padding="same", use_bias=layer.bias,
+                activation="relu" if layer.relu else None,
+                kernel_initializer=fresh(init), name=f"conv{n_conv}",
+            )(x)
+        elif layer.kind == "pool":
+            n_pool += 1
+            x = keras.layers.MaxPooling2D(2, 2, padding=arch.pool_padding, name=f"pool{n_pool}")(x)
+        elif layer.kind == "lrn":
+            n_lrn += 1
+            x = LocalResponseNormalization(name=f"lrn{n_lrn}")(x)
+        elif layer.kind == "bn":
+            n_bn += 1
+            x = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"bn{n_bn}")(x)
+            if layer.relu:
+                x = keras.layers.ReLU(name=f"relu_bn{n_bn}")(x)
+        elif layer.kind == "dropout":
+            n_drop += 1
+            x = keras.layers.Dropout(layer.rate, name=f"dropout{n_drop}")(x)
+        elif layer.kind == "dense":
+            if not flattened:
+                x = keras.layers.Flatten(name="flatten")(x)
+                flattened = True
+            n_dense += 1
+            x = keras.layers.Dense(
+                units, use_bias=layer.bias, activation="relu" if layer.relu else None,
+                kernel_initializer=fresh(init), name=f"fc{n_dense}",
+            )(x)
+    return keras.Model(inputs, x, name=name or arch.name.replace(" ", "_"))
