@@ -7,10 +7,10 @@ builders), ``plots`` (figures), ``exercises`` (self-checks).
 """
 
 from vgg_helpers._version import __version__
-from vgg_helpers.runtime import BUDGETS, Budget, import_tensorflow, setup
+from vgg_helpers.runtime import BUDGETS, Budget, import_tensorflow, release_memory, setup
 
 import_tensorflow()  # before anything imports Keras, so TensorFlow's start-up logs stay hidden
 
-from vgg_helpers import architectures, data, exercises, models, plots  # noqa: E402
+from vgg_helpers import architectures, data, exercises, models, plots, training  # noqa: E402
 
-__all__ = ["__version__", "BUDGETS", "Budget", "setup", "architectures", "data", "exercises", "models", "plots"]
+__all__ = ["__version__", "BUDGETS", "Budget", "release_memory", "setup", "architectures", "data", "exercises", "models", "plots", "training"]

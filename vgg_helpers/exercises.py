@@ -57,10 +57,52 @@ def _rarest_digit(answer, y_train):
 
 @checker("00-mean-pixel")
 def _mean_pixel(answer, x_train):
-    expected = float(np.asarray(x_train, dtype=np.float64).mean() / 255.0)
+    expected = float(np.asarray(x_train).mean(dtype=np.float64) / 255.0)  # no 376 MB float copy
     assert 0.0 <= float(answer) <= 1.0, (
-        f"{answer} is outside [0, 1]: did you divide the uint8 pixels by 255?"
+        f"{answer} is outside [0, 1]. Hint: the pixels are uint8, 0 to 255; divide by 255."
     )
     assert abs(float(answer) - expected) < 1e-3, (
-        f"{float(answer):.4f} is not the mean of the scaled pixels. Hint: (x_train / 255).mean()."
+        f"{float(answer):.4f} is not the mean of the scaled pixels. Hint: x_train.mean() / 255 "
+        "(the mean of the scaled pixels, without making a scaled copy of all 47 million)."
+    )
+
+
+# --- 01_vgg_history -----------------------------------------------------------------------------
+
+def _vgg16_table():
+    from vgg_helpers.architectures import layer_table, vgg_config
+
+    return layer_table(vgg_config("D"))
+
+
+@checker("01-block3-params")
+def _block3_params(answer):
+    convs = [r for r in _vgg16_table() if r.kind == "conv"]
+    expected = sum(r.params for r in convs[4:7])  # conv5-7: the three 256-filter convs
+    assert isinstance(answer, (int, np.integer)), f"answer with an int, not {answer!r}"
+    assert answer != expected - 3 * 256, "close: you left out the biases (one per filter)."
+    assert answer == expected, (
+        f"{answer:,} is not it. Hint: a 3×3 conv from C_in to C_out channels has "
+        "3·3·C_in·C_out weights and C_out biases; block 3's first conv takes 128 channels in."
+    )
+
+
+@checker("01-gap-params")
+def _gap_params(answer):
+    table = _vgg16_table()
+    fc1 = next(r for r in table if r.name == "fc1")
+    expected = table.total("params") - fc1.params + (512 * 4096 + 4096)
+    assert isinstance(answer, (int, np.integer)), f"answer with an int, not {answer!r}"
+    assert answer == expected, (
+        f"{answer:,} is not it. Hint: global average pooling turns the 7×7×512 map into 512 "
+        "numbers, so FC1 becomes a 512 → 4096 layer (weights and biases); the rest is unchanged."
+    )
+
+
+@checker("01-receptive-field")
+def _receptive_field(answer):
+    from vgg_helpers.architectures import receptive_field
+
+    assert answer == receptive_field(5), (
+        f"{answer} is not it. Hint: each stride-1 3×3 conv widens the receptive field by 2 pixels."
     )

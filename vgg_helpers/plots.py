@@ -69,3 +69,30 @@ def plot_class_counts(counts: dict[str, np.ndarray], title: str = "Images per di
     ax.legend(loc="upper center", ncol=n_splits, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def plot_layer_bars(table, field: str = "params", title: str = "", log: bool = False, kinds=("conv", "dense")):
+    """Bars of one column of a :func:`~vgg_helpers.architectures.layer_table` per weight layer.
+
+    ``field`` is ``"params"``, ``"macs"`` or ``"activations"``; bars are coloured conv vs dense.
+    """
+    import matplotlib.pyplot as plt
+
+    labels = {"params": "parameters", "macs": "multiply-accumulates per image", "activations": "output values per image"}
+    if field not in labels:
+        raise ValueError(f"field must be one of {', '.join(labels)}, got {field!r}.")
+    rows = [r for r in table if r.kind in kinds]
+    values = np.array([getattr(r, field) for r in rows], dtype=float)
+    colors = ["tab:blue" if r.kind == "conv" else "tab:orange" for r in rows]
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    ax.bar(range(len(rows)), values / 1e6, color=colors)
+    ax.set_xticks(range(len(rows)), [r.name.split()[0] for r in rows], rotation=60, ha="right")
+    ax.set_ylabel(f"{labels[field]} (millions)")
+    if log:
+        ax.set_yscale("log")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("tab:blue", "tab:orange")]
+    conv_share = values[[r.kind == "conv" for r in rows]].sum() / values.sum()
+    ax.legend(handles, [f"conv layers: {conv_share:.0%}", f"dense layers: {1 - conv_share:.0%}"], frameon=False)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

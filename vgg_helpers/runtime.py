@@ -227,3 +227,23 @@ def setup(requires: str | None = None, seed: int = 42, verbose: bool = True) -> 
             f"{describe_device()} | budget: {budget.name}"
         )
     return budget
+
+
+def release_memory() -> None:
+    """Collect garbage (Keras models are reference cycles) and return free C-heap pages to the OS.
+
+    Call it after ``del model`` of a big model. Memory that TensorFlow's own allocator keeps
+    stays with the process (measured in notebook 01: the kernel's peak fell from 1.62 to 1.55 GB).
+    ``malloc_trim`` exists in glibc (Linux: Binder, Colab); elsewhere only garbage collection runs.
+    """
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    libc_name = ctypes.util.find_library("c")
+    if libc_name and platform.system() == "Linux":
+        try:
+            ctypes.CDLL(libc_name).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (e.g. musl)
+            pass

@@ -1,0 +1,37 @@
+"""Exercise self-checks: pass on the solution, report an empty answer, reject a wrong one."""
+
+import numpy as np
+import pytest
+
+from vgg_helpers import exercises
+
+Y = np.array([0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 9] * 2)
+X = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+
+CASES = [
+    # key, context, right answer, wrong answer
+    ("00-rarest-digit", {"y_train": Y}, 0, 6),
+    ("00-mean-pixel", {"x_train": X}, float(X.mean() / 255), float(X.mean())),
+    ("01-block3-params", {}, (9 * 128 * 256 + 256) + 2 * (9 * 256 * 256 + 256), 9 * 128 * 256 + 2 * 9 * 256 * 256),
+    ("01-gap-params", {}, 138_357_544 - 102_764_544 + 512 * 4096 + 4096, 138_357_544),
+    ("01-receptive-field", {}, 11, 10),
+]
+
+
+@pytest.mark.parametrize("key, context, right, wrong", CASES)
+def test_checks(key, context, right, wrong, capsys):
+    assert exercises.check(key, right, **context) is True
+    assert "✓" in capsys.readouterr().out
+    assert exercises.check(key, None, **context) is False
+    assert "not answered yet" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="Hint|close"):
+        exercises.check(key, wrong, **context)
+
+
+def test_every_registered_exercise_is_tested():
+    assert {case[0] for case in CASES} == set(exercises._CHECKERS)
+
+
+def test_unknown_exercise():
+    with pytest.raises(ValueError, match="no exercise called"):
+        exercises.check("99-nothing", 1)
