@@ -9,6 +9,8 @@ BIN    := $(VENV)/bin
 TF     ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 STAMP  := $(VENV)/.installed-$(TF)
 LAB_ARGS ?=
+# JupyterLab refuses to run as root (containers, CI) unless told to.
+ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 PYTEST_ARGS ?=
 
 .PHONY: lab test install bench clean
@@ -24,7 +26,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 lab: install
-	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(LAB_ARGS)
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(ROOT_ARGS) $(LAB_ARGS)
 
 # Notebooks run in the fast budget unless VGG_FAST/VGG_BUDGET say otherwise.
 test: install
