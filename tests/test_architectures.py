@@ -88,7 +88,7 @@ def test_five_pools_same_and_valid():
     same = trace_shapes(blog_vgg(pools=(2, 4, 8, 12, 16)), (28, 28, 1))
     assert [r.output_shape[:2] for r in same if r.kind == "pool"] == [(14, 14), (7, 7), (4, 4), (2, 2), (1, 1)]
     assert next(r for r in same if r.name == "fc1").params == 256 * 4096 + 4096
-    with pytest.raises(ValueError, match=r"pool 5 \(after conv 16\) shrinks the 1×1 map below 1×1 with VALID"):
+    with pytest.raises(ValueError, match=r"pool 5 \(after conv 16\) shrinks the 1×1 map to 0×0 with VALID"):
         layer_table(blog_vgg(pools=(2, 4, 8, 12, 16), pool_padding="valid"))
 
 

@@ -1,5 +1,6 @@
 """Exercise self-checks: pass on the solution, report an empty answer, reject a wrong one."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -8,6 +9,10 @@ from vgg_helpers import exercises
 Y = np.array([0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 9] * 2)
 X = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
 
+def conv_stack(*kernels):
+    return keras.Sequential([keras.Input((28, 28, 1))] + [keras.layers.Conv2D(8, k, padding="same", activation="relu") for k in kernels])
+
+
 CASES = [
     # key, context, right answer, wrong answer
     ("00-rarest-digit", {"y_train": Y}, 0, 6),
@@ -15,7 +20,16 @@ CASES = [
     ("01-block3-params", {}, (9 * 128 * 256 + 256) + 2 * (9 * 256 * 256 + 256), 9 * 128 * 256 + 2 * 9 * 256 * 256),
     ("01-gap-params", {}, 138_357_544 - 102_764_544 + 512 * 4096 + 4096, 138_357_544),
     ("01-receptive-field", {}, 11, 10),
+    ("02-pool8-macs", {}, 471_696_384, 744_195_072),
+    ("02-two-conv-level", {}, conv_stack(3, 3), conv_stack(3)),
 ]
+
+
+def test_two_conv_level_rejects_5x5_and_measures_the_field():
+    with pytest.raises(AssertionError, match="3×3"):
+        exercises.check("02-two-conv-level", conv_stack(5, 3))
+    assert exercises.measured_receptive_field(conv_stack(3, 3, 3)) == 7
+    assert exercises.measured_receptive_field(conv_stack(5)) == 5
 
 
 @pytest.mark.parametrize("key, context, right, wrong", CASES)

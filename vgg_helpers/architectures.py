@@ -312,7 +312,7 @@ def layer_table(arch: Architecture, width: float = 1.0) -> LayerTable:
             h2, w2 = _pool_size(h, arch.pool_padding), _pool_size(w, arch.pool_padding)
             if h2 < 1 or w2 < 1:
                 raise ValueError(
-                    f"pool {n_pool} (after {last_conv}) shrinks the {h}×{w} map below 1×1 with "
+                    f"pool {n_pool} (after {last_conv}) shrinks the {h}×{w} map to {h2}×{w2} with "
                     f"{arch.pool_padding.upper()} padding: pool fewer times, later, or use SAME padding."
                 )
             h, w = h2, w2
@@ -341,6 +341,36 @@ def trace_shapes(arch: Architecture, input_shape=None, width: float = 1.0) -> La
     if input_shape is not None:
         arch = dataclasses.replace(arch, input_shape=tuple(input_shape))
     return layer_table(arch, width)
+
+
+def trace_levels(arch: Architecture, input_shape=None, width: float = 1.0) -> LayerTable:
+    """One row per conv *level* (its conv, BatchNorm, pool and LRN together) and per dense layer.
+
+    Each row has the level's output shape and its summed parameters, MACs and activations:
+    the shape trace of the blog's ``convLevel`` stack for any configuration.
+    """
+    rows = trace_shapes(arch, input_shape, width)
+    levels: list[list[Row]] = []
+    for row in rows:
+        if row.kind in ("conv", "dense") or not levels:
+            levels.append([row])
+        else:
+            levels[-1].append(row)
+    table = LayerTable([], title=f"{rows.title}, per level")
+    n_conv = n_dense = 0
+    for group in levels:
+        head = group[0]
+        if head.kind == "conv":
+            n_conv += 1
+            name = f"level {n_conv}: " + " + ".join(r.name.split(" ")[0].rstrip("0123456789") for r in group)
+        else:
+            n_dense += 1
+            name = f"fc{n_dense}" + "".join(f" + {r.name.split(' ')[0]}" for r in group[1:])
+        table.append(Row(
+            name, head.kind, group[-1].output_shape,
+            sum(r.params for r in group), sum(r.macs for r in group), sum(r.activations for r in group),
+        ))
+    return table
 
 
 def receptive_field(n_convs: int, kernel: int = 3) -> int:

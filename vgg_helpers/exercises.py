@@ -106,3 +106,46 @@ def _receptive_field(answer):
     assert answer == receptive_field(5), (
         f"{answer} is not it. Hint: each stride-1 3×3 conv widens the receptive field by 2 pixels."
     )
+
+
+# --- 02_conv_levels -----------------------------------------------------------------------------
+
+@checker("02-pool8-macs")
+def _pool8_macs(answer):
+    from vgg_helpers.architectures import blog_vgg, layer_table
+
+    expected = layer_table(blog_vgg(pools=(2, 4, 8))).total("macs")
+    assert isinstance(answer, (int, np.integer)), f"answer with an int, not {answer!r}"
+    assert answer == expected, (
+        f"{answer:,} is not it. Hint: vh.architectures.layer_table(vh.architectures.blog_vgg(pools=...)) "
+        "gives the table of any pooling choice; .total('macs') adds it up."
+    )
+
+
+def measured_receptive_field(model, size: int = 15) -> int:
+    """Receptive field of a conv stack, measured: ones for kernels, no biases, one bright pixel."""
+    import keras
+
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    probe = keras.Sequential(
+        [keras.Input((size, size, 1))]
+        + [keras.layers.Conv2D(1, layer.kernel_size, padding="same", use_bias=False, kernel_initializer="ones") for layer in convs]
+    )
+    impulse = np.zeros((1, size, size, 1), dtype="float32")
+    impulse[0, size // 2, size // 2, 0] = 1.0
+    response = np.asarray(probe(impulse))[0, :, size // 2, 0]
+    rows = np.flatnonzero(response)
+    return int(rows.max() - rows.min() + 1)
+
+
+@checker("02-two-conv-level")
+def _two_conv_level(answer):
+    import keras
+
+    assert isinstance(answer, keras.Model), f"answer with a Keras model, not {type(answer).__name__}"
+    convs = [layer for layer in answer.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(convs) == 2, f"the level should have two Conv2D layers, it has {len(convs)}. Hint: keras.Sequential([...])."
+    assert all(tuple(c.kernel_size) == (3, 3) for c in convs), "Hint: both convolutions should be 3×3."
+    field = measured_receptive_field(answer)
+    assert field == 5, f"its receptive field measures {field}×{field}, not 5×5. Hint: use padding='same' and stride 1."
+    print(f"two 3×3 convs: receptive field measured {field}×{field}")

@@ -94,3 +94,22 @@ def build_model(
                 kernel_initializer=fresh(init), name=f"fc{n_dense}",
             )(x)
     return keras.Model(inputs, x, name=name or arch.name.replace(" ", "_"))
+
+
+def level_outputs(model: keras.Model) -> keras.Model:
+    """A model giving the output of every conv level of a :func:`build_model` model, in order.
+
+    A level ends where the next conv (or the flatten before the dense layers) begins, so its
+    output is taken after its pool and LRN, as the blog's ``convLevel`` returns it.
+    """
+    ends, current = [], None
+    for layer in model.layers[1:]:
+        if isinstance(layer, keras.layers.Conv2D) and current is not None:
+            ends.append(current)
+        if isinstance(layer, keras.layers.Flatten):
+            break
+        current = layer
+    ends.append(current)
+    if not ends or ends[0] is None:
+        raise ValueError("the model has no conv levels.")
+    return keras.Model(model.input, [layer.output for layer in ends], name=f"{model.name}_levels")

@@ -71,6 +71,11 @@ def plot_class_counts(counts: dict[str, np.ndarray], title: str = "Images per di
     return fig
 
 
+def _short_name(name: str) -> str:
+    """'level 3: conv + LRN' → 'level 3'; 'conv3 3×3' → 'conv3'; 'fc1 + dropout' → 'fc1'."""
+    return name.split(":")[0] if ":" in name else name.split()[0]
+
+
 def plot_layer_bars(table, field: str = "params", title: str = "", log: bool = False, kinds=("conv", "dense")):
     """Bars of one column of a :func:`~vgg_helpers.architectures.layer_table` per weight layer.
 
@@ -86,7 +91,7 @@ def plot_layer_bars(table, field: str = "params", title: str = "", log: bool = F
     colors = ["tab:blue" if r.kind == "conv" else "tab:orange" for r in rows]
     fig, ax = plt.subplots(figsize=(12, 4.5))
     ax.bar(range(len(rows)), values / 1e6, color=colors)
-    ax.set_xticks(range(len(rows)), [r.name.split()[0] for r in rows], rotation=60, ha="right")
+    ax.set_xticks(range(len(rows)), [_short_name(r.name) for r in rows], rotation=60, ha="right")
     ax.set_ylabel(f"{labels[field]} (millions)")
     if log:
         ax.set_yscale("log")
@@ -94,5 +99,46 @@ def plot_layer_bars(table, field: str = "params", title: str = "", log: bool = F
     conv_share = values[[r.kind == "conv" for r in rows]].sum() / values.sum()
     ax.legend(handles, [f"conv layers: {conv_share:.0%}", f"dense layers: {1 - conv_share:.0%}"], frameon=False)
     ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_feature_maps(maps, max_maps: int = 16, title: str = "", cols: int = 8):
+    """The first ``max_maps`` channels of one image's feature maps ``(h, w, c)``, in a grid."""
+    import matplotlib.pyplot as plt
+
+    maps = np.asarray(maps)
+    if maps.ndim != 3:
+        raise ValueError(f"feature maps must have shape (height, width, channels), got {maps.shape}.")
+    n = min(max_maps, maps.shape[-1])
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.3 + 0.6), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(maps[..., i], cmap="viridis")
+    fig.suptitle(title or f"{n} of {maps.shape[-1]} feature maps, {maps.shape[0]}×{maps.shape[1]}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_level_grid(level_maps, per_level: int = 8, title: str = ""):
+    """One row per conv level: its first ``per_level`` feature maps for one image."""
+    import matplotlib.pyplot as plt
+
+    levels = len(level_maps)
+    fig, axes = plt.subplots(levels, per_level, figsize=(per_level * 1.05, levels * 1.1 + 0.6), squeeze=False)
+    for level, maps in enumerate(level_maps):
+        maps = np.asarray(maps)
+        for i in range(per_level):
+            ax = axes[level, i]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i < maps.shape[-1]:
+                ax.imshow(maps[..., i], cmap="viridis")
+            else:
+                ax.axis("off")
+        axes[level, 0].set_ylabel(f"{level + 1}: {maps.shape[0]}×{maps.shape[1]}", rotation=0, ha="right", va="center", fontsize=11)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
