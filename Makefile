@@ -13,7 +13,9 @@ LAB_ARGS ?=
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 PYTEST_ARGS ?=
 
-.PHONY: lab test install bench clean
+IPYW7  := $(VENV)/ipywidgets-7.7.1
+
+.PHONY: lab test test-widgets7 install bench clean
 
 install: $(STAMP)
 
@@ -29,10 +31,19 @@ lab: install
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(ROOT_ARGS) $(LAB_ARGS)
 
 # Notebooks run in the fast budget unless VGG_FAST/VGG_BUDGET say otherwise.
-test: install
+test: install test-widgets7
 	VGG_FAST=$${VGG_FAST-1} MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks \
 	    --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
+
+# The widget tests again on ipywidgets 7.7.1 (Colab's), from a folder that shadows ipywidgets 8.
+$(IPYW7)/.done: | install
+	$(BIN)/python -m pip install --quiet --no-deps --target $(IPYW7) ipywidgets==7.7.1 ipython_genutils==0.2.0
+	touch $@
+
+test-widgets7: $(IPYW7)/.done
+	PYTHONPATH=$(IPYW7) VGG_EXPECT_IPYWIDGETS=7.7.1 MPLBACKEND=Agg $(BIN)/python -m pytest -q -p no:cacheprovider \
+	    -W "ignore::DeprecationWarning" tests/test_widgets.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

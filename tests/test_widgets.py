@@ -1,11 +1,20 @@
 """The explorers' pure functions, and their widgets reacting to a change (no browser needed)."""
 
+import os
+
+import ipywidgets
 import numpy as np
 import pytest
 
 from vgg_helpers import widgets
 from vgg_helpers.architectures import blog_vgg, trace_levels
 from vgg_helpers.models import build_model, level_outputs
+
+
+def test_ipywidgets_version_under_test():
+    """`make test-widgets7` runs this file on ipywidgets 7.7.1: make sure that is what loaded."""
+    expected = os.environ.get("VGG_EXPECT_IPYWIDGETS")
+    assert ipywidgets.__version__ == expected if expected else ipywidgets.__version__.split(".")[0] in {"7", "8"}
 
 
 def test_explore_valid_and_invalid():
