@@ -22,7 +22,14 @@ CASES = [
     ("01-receptive-field", {}, 11, 10),
     ("02-pool8-macs", {}, 471_696_384, 744_195_072),
     ("02-two-conv-level", {}, conv_stack(3, 3), conv_stack(3)),
+    ("03-he-stddev", {}, float(np.sqrt(2 / 2304)), 0.01),
+    ("03-logit-scale", {"measured": 9.66e5}, 1.31e6, 4.1e3),
 ]
+
+
+def test_he_stddev_spots_the_linear_answer():
+    with pytest.raises(AssertionError, match="close: that keeps the variance of a linear layer"):
+        exercises.check("03-he-stddev", float(np.sqrt(1 / 2304)))
 
 
 def test_two_conv_level_rejects_5x5_and_measures_the_field():

@@ -11,6 +11,6 @@ from vgg_helpers.runtime import BUDGETS, Budget, import_tensorflow, release_memo
 
 import_tensorflow()  # before anything imports Keras, so TensorFlow's start-up logs stay hidden
 
-from vgg_helpers import architectures, data, exercises, models, plots, training, widgets  # noqa: E402
+from vgg_helpers import architectures, data, diagnostics, exercises, models, plots, training, widgets  # noqa: E402
 
-__all__ = ["__version__", "BUDGETS", "Budget", "release_memory", "setup", "architectures", "data", "exercises", "models", "plots", "training", "widgets"]
+__all__ = ["__version__", "BUDGETS", "Budget", "release_memory", "setup", "architectures", "data", "diagnostics", "exercises", "models", "plots", "training", "widgets"]

@@ -149,3 +149,28 @@ def _two_conv_level(answer):
     field = measured_receptive_field(answer)
     assert field == 5, f"its receptive field measures {field}×{field}, not 5×5. Hint: use padding='same' and stride 1."
     print(f"two 3×3 convs: receptive field measured {field}×{field}")
+
+
+# --- 03_exploding_loss --------------------------------------------------------------------------
+
+@checker("03-he-stddev")
+def _he_stddev(answer):
+    expected = float(np.sqrt(2.0 / (3 * 3 * 256)))
+    assert abs(float(answer) - float(np.sqrt(1.0 / (3 * 3 * 256)))) > 1e-4, (
+        "close: that keeps the variance of a linear layer. Hint: a ReLU zeroes half its inputs, "
+        "so E[x²] is half of Var[y]: you need twice the variance."
+    )
+    assert abs(float(answer) - expected) < 1e-4, (
+        f"{answer} is not it. Hint: Var[y] = n_in · Var[w] · E[x²] with n_in = 3·3·256 inputs per "
+        "output, and after a ReLU E[x²] = Var[y]/2; solve for the std of w."
+    )
+
+
+@checker("03-logit-scale")
+def _logit_scale(answer, measured):
+    ratio = float(answer) / float(measured)
+    assert 0.5 < ratio < 2, (
+        f"{float(answer):.3g} is {ratio:.2g}× the measured logit std {float(measured):.3g}. Hint: apply "
+        "std(y) = √(n_in · Var[w] · E[x²]) three times, with n_in = 4096, Var[w] = 1, E[x²] ≈ 100 after "
+        "the conv stack, and E[x²] = std²/2 after each ReLU."
+    )

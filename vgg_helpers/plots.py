@@ -142,3 +142,72 @@ def plot_level_grid(level_maps, per_level: int = 8, title: str = ""):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_scales(tables: dict, field: str = "std", title: str = "", ax=None):
+    """One line per model: a column of :func:`~vgg_helpers.diagnostics.activation_stats` per layer, log scale.
+
+    Values that are not finite are drawn as a cross at the top of the axis.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(12, 5))
+    names = None
+    for label, table in tables.items():
+        values = table.column(field)
+        names = [r.name.replace("conv level ", "") for r in table]
+        x = np.arange(len(values))
+        ok = np.isfinite(values) & (values > 0)
+        line, = ax.plot(x[ok], values[ok], "o-", label=label)
+        if (~ok).any():
+            ax.plot(x[~ok], np.full((~ok).sum(), 1e38), "x", color=line.get_color(), markersize=10)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)), names, rotation=0)
+    ax.set_xlabel("conv level 1–16, then dense layers")
+    ax.set_ylabel(f"activation {field} (log scale)")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=11)
+    return ax
+
+
+def plot_scale_prediction(predictions, title: str = ""):
+    """Predicted against measured std of each layer's pre-activation output, log scale."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(12, 4.8))
+    names = [p.name for p in predictions]
+    x = np.arange(len(names))
+    ax.plot(x, [p.measured_std for p in predictions], "o-", lw=3, label="measured")
+    ax.plot(x, [p.predicted_std for p in predictions], "s--", label="predicted: √(n_in · Var[w] · E[x²])")
+    ax.set_yscale("log")
+    ax.set_xticks(x, names, rotation=60, ha="right")
+    ax.set_ylabel("std of the layer's output\nbefore ReLU (log scale)")
+    ax.set_title(title)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(runs: dict, title: str = "", smooth: int = 1):
+    """Loss (log scale) and accuracy per step for several short runs (dicts with 'loss', 'accuracy')."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(13, 4.8))
+    kernel = np.ones(smooth) / smooth
+    for label, run in runs.items():
+        steps = np.arange(1, len(run["loss"]) + 1)
+        loss = np.asarray(run["loss"], dtype=float)
+        ax_loss.plot(steps, np.where(np.isfinite(loss), loss, np.nan), label=label)
+        acc = np.convolve(run["accuracy"], kernel, mode="valid") if smooth > 1 else run["accuracy"]
+        ax_acc.plot(steps[len(steps) - len(acc):], acc, label=label)
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("training step (batch of 128)")
+    ax_loss.set_ylabel("loss (log scale)")
+    ax_acc.set_xlabel("training step (batch of 128)")
+    ax_acc.set_ylabel("training accuracy" + (f" ({smooth}-step mean)" if smooth > 1 else ""))
+    ax_acc.set_ylim(0, 1)
+    ax_acc.legend(frameon=False, fontsize=10)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -48,3 +48,24 @@ def time_train_steps(model: keras.Model, batch_size: int = 128, steps: int = 3, 
         model.train_on_batch(x, y)
     per_step = (time.perf_counter() - start) / steps
     return StepTiming(batch_size, steps, per_step, warmup)
+
+
+def short_run(model: keras.Model, train_ds, steps: int, learning_rate: float = 1e-3, callbacks=(), eval_ds=None):
+    """Train ``steps`` batches with Adam and cross-entropy, recording loss and accuracy after *every* step.
+
+    Each step is its own Keras "epoch" (``steps_per_epoch=1``), so ``history["loss"][i]`` is the
+    loss of batch ``i`` rather than a running mean. ``train_ds`` must repeat. Returns the history
+    dict, plus ``"test_accuracy"`` when ``eval_ds`` is given.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}.")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    history = model.fit(train_ds, steps_per_epoch=1, epochs=steps, shuffle=False, verbose=0, callbacks=list(callbacks))
+    result = {key: [float(v) for v in values] for key, values in history.history.items()}
+    if eval_ds is not None:
+        result["test_accuracy"] = float(model.evaluate(eval_ds, verbose=0, return_dict=True)["accuracy"])
+    return result

@@ -128,3 +128,63 @@ def feature_map_explorer(extractor, images, labels, max_maps: int = 16):
     ui = widgets.VBox([widgets.HBox([digit, level]), caption, out])
     ui.controls = {"digit": digit, "level": level, "caption": caption}
     return ui
+
+
+# --- Init explorer (notebook 03) -------------------------------------------------------------------
+
+INIT_CHOICES = ("normal", "glorot_uniform", "he_normal")
+
+
+def init_scales(initializer: str, stddev: float, lrn: bool, batchnorm: bool, x, y, width: float = 1 / 8, seed: int = 0):
+    """Per-layer activation statistics and the initial loss of the blog network under one initialisation.
+
+    ``initializer`` is ``"normal"`` (N(0, ``stddev``²), as the blog with ``stddev=1``), ``"glorot_uniform"``
+    or ``"he_normal"``. Returns ``(stats, loss)``.
+    """
+    import keras
+
+    from vgg_helpers.diagnostics import activation_stats, initial_loss
+    from vgg_helpers.models import build_model
+
+    if initializer not in INIT_CHOICES:
+        raise ValueError(f"initializer must be one of {', '.join(INIT_CHOICES)}, got {initializer!r}.")
+    if not stddev > 0:
+        raise ValueError(f"stddev must be positive, got {stddev}.")
+    keras.utils.set_random_seed(seed)
+    init = keras.initializers.RandomNormal(stddev=stddev) if initializer == "normal" else initializer
+    model = build_model(blog_vgg(lrn=lrn, batchnorm=batchnorm), width=width, initializer=init)
+    label = f"{initializer}" + (f" σ={stddev:.3g}" if initializer == "normal" else "") + (" + LRN" if lrn else "") + (" + BN" if batchnorm else "")
+    return activation_stats(model, x, title=label), initial_loss(model, x, y)
+
+
+def init_explorer(x, y, width: float = 1 / 8):
+    """Initializer, stddev (log slider), LRN and BatchNorm → per-layer scale plot and initial loss, live."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    from vgg_helpers.diagnostics import expected_initial_loss
+    from vgg_helpers.plots import plot_scales
+
+    init = widgets.Dropdown(options=list(INIT_CHOICES), value="normal", description="initializer")
+    stddev = widgets.FloatLogSlider(value=1.0, base=10, min=-3, max=1, step=0.25, description="N(0, σ): σ")
+    lrn = widgets.Checkbox(value=True, description="LRN")
+    bn = widgets.Checkbox(value=False, description="BatchNorm")
+    text = widgets.HTML()
+    out = widgets.Output()
+
+    def update(_=None):
+        stddev.disabled = init.value != "normal"
+        stats, loss = init_scales(init.value, stddev.value, lrn.value, bn.value, x, y, width=width)
+        verdict = "✓ close to" if abs(loss - expected_initial_loss()) < 0.5 else "✗ far from"
+        text.value = f"<b>{stats.title}</b>: initial loss {loss:.4g} ({verdict} ln 10 = 2.30)"
+        out.clear_output(wait=True)
+        with out:
+            plot_scales({stats.title: stats}, title="Activation std per layer at initialisation")
+            plt.show()
+
+    for control in (init, stddev, lrn, bn):
+        control.observe(update, names="value")
+    update()
+    ui = widgets.VBox([widgets.HBox([init, stddev]), widgets.HBox([lrn, bn]), text, out])
+    ui.controls = {"initializer": init, "stddev": stddev, "lrn": lrn, "batchnorm": bn, "text": text}
+    return ui

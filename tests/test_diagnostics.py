@@ -1,0 +1,144 @@
+"""Diagnostics on small models with known scales; the early-warning callback; the init explorer."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from vgg_helpers import diagnostics as d
+from vgg_helpers import widgets
+from vgg_helpers.architectures import Architecture, conv, dense
+from vgg_helpers.models import build_model
+from vgg_helpers.training import short_run
+
+
+def tiny_model():
+    """Input 2×2×1 → 1×1 conv with kernel [1, −1] + ReLU → dense(3) with all-ones kernel."""
+    arch = Architecture("tiny", (conv(2, kernel=1), dense(3, relu=False, scale=False)), (2, 2, 1))
+    model = build_model(arch)
+    model.get_layer("conv1").set_weights([np.array([[[[1.0, -1.0]]]], "float32"), np.zeros(2, "float32")])
+    model.get_layer("fc1").set_weights([np.ones((8, 3), "float32"), np.zeros(3, "float32")])
+    return model
+
+
+def test_expected_initial_loss():
+    assert d.expected_initial_loss(10) == pytest.approx(2.302585, abs=1e-6)
+    with pytest.raises(ValueError):
+        d.expected_initial_loss(1)
+
+
+def test_initial_loss_of_equal_logits_is_ln_classes():
+    model = tiny_model()
+    model.get_layer("fc1").set_weights([np.zeros((8, 3), "float32"), np.zeros(3, "float32")])
+    x = np.ones((4, 2, 2, 1), "float32")
+    assert d.initial_loss(model, x, np.array([0, 1, 2, 0])) == pytest.approx(math.log(3), rel=1e-6)
+
+
+def test_check_initial_loss(capsys):
+    assert d.check_initial_loss(2.35) is True
+    assert "✓" in capsys.readouterr().out
+    assert d.check_initial_loss(2.0e6) is False
+    assert "far too large" in capsys.readouterr().out
+    assert d.check_initial_loss(float("nan")) is False
+    assert "overflowed" in capsys.readouterr().out
+
+
+def test_activation_stats_known_values():
+    stats = d.activation_stats(tiny_model(), np.full((5, 2, 2, 1), 3.0, "float32"))
+    level, logits = stats
+    assert [r.name for r in stats] == ["conv level 1", "logits"]
+    # Channel 0 is relu(3) = 3, channel 1 is relu(-3) = 0 everywhere: half the units are dead.
+    assert level.std == pytest.approx(1.5) and level.mean == pytest.approx(1.5) and level.max_abs == 3.0
+    assert level.dead == 0.5 and level.finite == 1.0 and level.squares_finite == 1.0
+    assert logits.std == 0 and logits.mean == pytest.approx(4 * 3.0)  # four pixels of 3 summed
+    assert "conv level 1" in str(stats) and "<table>" in stats._repr_html_()
+
+
+def test_squares_that_overflow_float32_are_flagged():
+    stats = d.activation_stats(tiny_model(), np.full((2, 2, 2, 1), 1e20, "float32"))
+    assert stats[0].finite == 1.0 and stats[0].squares_finite == 0.5  # (1e20)² > 3.4e38; 0² is fine
+
+
+def test_scale_prediction_matches_measurement_for_random_weights():
+    arch = Architecture("dense", (dense(512, relu=False, scale=False),), (1, 1, 256))
+    keras.utils.set_random_seed(1)
+    model = build_model(arch, initializer="blog")
+    x = np.random.default_rng(0).normal(size=(256, 1, 1, 256)).astype("float32")
+    (row,) = d.scale_predictions(model, x)
+    kernel = model.get_layer("fc1").get_weights()[0]
+    assert row.fan_in == 256
+    assert row.predicted_std == pytest.approx(math.sqrt(256 * kernel.var() * np.mean(x.astype(float) ** 2)))
+    assert row.measured_std == pytest.approx(row.predicted_std, rel=0.1)  # ≈ 16 both
+
+
+def test_gradient_norms():
+    norms = d.gradient_norms(tiny_model(), np.random.default_rng(0).random((4, 2, 2, 1)), np.array([0, 1, 2, 0]))
+    assert set(norms) == {"conv1", "fc1"} and all(np.isfinite(v) and v > 0 for v in norms.values())
+
+
+def _dataset(x, y):
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(4).repeat()
+
+
+def test_early_warning_flags_a_huge_first_loss(capsys):
+    model = tiny_model()
+    model.get_layer("fc1").set_weights([np.random.default_rng(0).normal(0, 1e4, (8, 3)).astype("float32"), np.zeros(3, "float32")])
+    warning = d.EarlyWarning(classes=3)
+    x = np.random.default_rng(1).random((8, 2, 2, 1)).astype("float32")
+    run = short_run(model, _dataset(x, np.array([0, 1, 2, 0, 1, 2, 0, 1])), steps=2, callbacks=[warning])
+    assert len(run["loss"]) == 2 and run["loss"][0] > 10 * math.log(3)
+    assert len(warning.messages) == 1 and "first batch's loss" in warning.messages[0]
+    assert "initialisation scale" in capsys.readouterr().out
+
+
+def test_early_warning_stops_on_nan():
+    model = tiny_model()
+    kernel = np.ones((8, 3), "float32")
+    kernel[0, 0] = np.nan  # a planted NaN weight makes every logit, and the loss, NaN
+    model.get_layer("fc1").set_weights([kernel, np.zeros(3, "float32")])
+    x = np.random.default_rng(1).random((8, 2, 2, 1)).astype("float32") + 0.1
+    warning = d.EarlyWarning(classes=3)
+    run = short_run(model, _dataset(x, np.zeros(8, "int64")), steps=5, callbacks=[warning])
+    assert len(run["loss"]) == 1 and math.isnan(run["loss"][0])  # stopped after the first step
+    assert any("training stopped" in m for m in warning.messages)
+
+
+def test_early_warning_quiet_on_a_sane_model():
+    model = tiny_model()
+    model.get_layer("fc1").set_weights([np.zeros((8, 3), "float32"), np.zeros(3, "float32")])
+    warning = d.EarlyWarning(classes=3)
+    x = np.random.default_rng(1).random((8, 2, 2, 1)).astype("float32")
+    short_run(model, _dataset(x, np.array([0, 1, 2, 0, 1, 2, 0, 1])), steps=3, callbacks=[warning])
+    assert warning.messages == []
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.default_rng(0)
+    return rng.random((16, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 16)
+
+
+def test_init_scales(batch):
+    x, y = batch
+    stats, loss = widgets.init_scales("normal", 1.0, True, False, x, y, width=1 / 16)
+    assert len(stats) == 19 and loss > 1e3
+    _, he_loss = widgets.init_scales("he_normal", 1.0, False, True, x, y, width=1 / 16)
+    assert abs(he_loss - math.log(10)) < 0.5
+    _, tiny_loss = widgets.init_scales("normal", 0.01, False, False, x, y, width=1 / 16)
+    assert abs(tiny_loss - math.log(10)) < 1e-3  # vanished: every logit ≈ 0
+    with pytest.raises(ValueError, match="initializer must be one of"):
+        widgets.init_scales("orthogonal", 1.0, True, False, x, y)
+    with pytest.raises(ValueError, match="stddev must be positive"):
+        widgets.init_scales("normal", 0.0, True, False, x, y)
+
+
+def test_init_explorer_updates_on_change(batch):
+    ui = widgets.init_explorer(*batch, width=1 / 16)
+    text = ui.controls["text"]
+    assert "normal σ=1 + LRN" in text.value and "✗ far from" in text.value
+    ui.controls["initializer"].value = "he_normal"
+    assert "he_normal + LRN" in text.value and "✓ close to" in text.value
+    assert ui.controls["stddev"].disabled

@@ -1,0 +1,265 @@
+"""Diagnostics for a network at initialisation: the ln(classes) rule, per-layer scales, gradients.
+
+    check_initial_loss(initial_loss(model, x, y))       # ≈ 2.30 for 10 classes, or a warning
+    stats = activation_stats(model, x)                   # std/mean/max/dead per level, dense, logits
+    predicted = scale_predictions(model, x)              # Var[y] = n_in · Var[w] · E[x²], per layer
+    norms = gradient_norms(model, x, y)                  # ‖∂loss/∂W‖ per weight layer
+    callback = EarlyWarning()                            # in model.fit: flags a huge first loss, stops on NaN
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+#: A first loss more than this many times ln(classes) means the output scale is wrong.
+LOSS_ALARM_FACTOR = 10.0
+
+
+def expected_initial_loss(classes: int = 10) -> float:
+    """Cross-entropy of a uniform guess over ``classes``: ln(classes) (2.30 for 10)."""
+    if classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, got {classes}.")
+    return math.log(classes)
+
+
+def initial_loss(model: keras.Model, x, y) -> float:
+    """Mean cross-entropy of ``model``'s logits on ``(x, y)``, in inference mode."""
+    logits = model(np.asarray(x, dtype="float32"), training=False)
+    loss = keras.losses.sparse_categorical_crossentropy(np.asarray(y), logits, from_logits=True)
+    return float(np.mean(keras.ops.convert_to_numpy(loss)))
+
+
+def check_initial_loss(loss: float, classes: int = 10, tolerance: float = 0.5, name: str = "model") -> bool:
+    """The sanity rule: an untrained classifier should start near ln(classes). Prints the verdict."""
+    expected = expected_initial_loss(classes)
+    if not math.isfinite(loss):
+        print(f"✗ {name}: initial loss is {loss}: activations overflowed. Check the weight scale, "
+              "and that the inputs are scaled to [0, 1].")
+        return False
+    if abs(loss - expected) <= tolerance:
+        print(f"✓ {name}: initial loss {loss:.3f} ≈ ln {classes} = {expected:.3f}")
+        return True
+    print(f"✗ {name}: initial loss {loss:.4g}, expected ≈ ln {classes} = {expected:.2f}: the logits are "
+          f"{'far too large: check the initialisation scale' if loss > expected else 'biased'}.")
+    return False
+
+
+# --- Probing inside a model ------------------------------------------------------------------------
+
+def _groups(model: keras.Model):
+    """Layers grouped as levels: each group starts at a Conv2D or Dense; Flatten belongs to none."""
+    groups: list[list] = []
+    for layer in model.layers[1:]:
+        if isinstance(layer, keras.layers.Flatten):
+            groups.append([])  # closes the conv level before it
+            continue
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) or not groups:
+            groups.append([layer])
+        else:
+            groups[-1].append(layer)
+    return [g for g in groups if g]
+
+
+def probe_model(model: keras.Model) -> tuple[keras.Model, list[str]]:
+    """A model returning the output of every conv level, every dense layer and the logits, with names."""
+    outputs, names = [], []
+    n_conv = n_dense = 0
+    for group in _groups(model):
+        if isinstance(group[0], keras.layers.Conv2D):
+            n_conv += 1
+            names.append(f"conv level {n_conv}")
+        else:
+            n_dense += 1
+            names.append(f"fc{n_dense}")
+        end = next((layer for layer in reversed(group) if not isinstance(layer, keras.layers.Dropout)), group[0])
+        outputs.append(end.output)
+    names[-1] = "logits"
+    return keras.Model(model.input, outputs), names
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerStats:
+    name: str
+    std: float
+    mean: float
+    max_abs: float
+    dead: float  #: fraction of units (channels) that output 0 for every image of the batch
+    finite: float  #: fraction of values that are finite
+    squares_finite: float  #: fraction whose square is finite in float32 (|x| < 1.8e19)
+
+
+class StatsTable(list):
+    """Rows of :class:`LayerStats`; shows as a table in a notebook."""
+
+    def __init__(self, rows, title: str = ""):
+        super().__init__(rows)
+        self.title = title
+
+    def column(self, field: str) -> np.ndarray:
+        return np.array([getattr(r, field) for r in self], dtype=float)
+
+    def _lines(self):
+        yield ("layer", "std", "mean", "max |x|", "dead units", "finite", "x² finite in float32")
+        for r in self:
+            yield (r.name, f"{r.std:.3g}", f"{r.mean:.3g}", f"{r.max_abs:.3g}", f"{r.dead:.0%}",
+                   f"{r.finite:.0%}", f"{r.squares_finite:.0%}")
+
+    def __str__(self):
+        lines = list(self._lines())
+        widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+        body = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))) for line in lines]
+        return "\n".join(([self.title] if self.title else []) + body)
+
+    __repr__ = __str__
+
+    def _repr_html_(self):
+        lines = list(self._lines())
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in lines[0])
+        rows = "".join("<tr>" + "".join(f"<td style='text-align:{'left' if i == 0 else 'right'}'>{html.escape(c)}</td>"
+                                        for i, c in enumerate(line)) + "</tr>" for line in lines[1:])
+        caption = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
+        return f"<table>{caption}<tr>{head}</tr>{rows}</table>"
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _stats(name: str, values: np.ndarray) -> LayerStats:
+    """Statistics accumulated in float64 (no float64 copy), so the true magnitude shows even where
+    float32 squares overflow."""
+    values = np.asarray(values)
+    finite = np.isfinite(values)
+    with np.errstate(all="ignore"):
+        all_finite = bool(finite.all())
+        std = float(np.std(values, dtype=np.float64)) if all_finite else float("nan")
+        mean = float(np.mean(values, dtype=np.float64)) if all_finite else float("nan")
+        max_abs = float(np.max(np.abs(values))) if values.size else 0.0
+        per_unit = values.reshape(-1, values.shape[-1])
+        dead = float(np.mean(np.all(per_unit == 0, axis=0)))
+        squares_finite = float(np.mean(np.abs(values) <= np.sqrt(FLOAT32_MAX)))
+    return LayerStats(name, std, mean, max_abs, dead, float(finite.mean()), squares_finite)
+
+
+def activation_stats(model: keras.Model, x, title: str = "") -> StatsTable:
+    """Std, mean, max |x|, dead fraction and finite fraction after every level, dense layer and the logits."""
+    probe, names = probe_model(model)
+    with np.errstate(over="ignore"):
+        outputs = probe(np.asarray(x, dtype="float32"), training=False)
+    return StatsTable([_stats(n, keras.ops.convert_to_numpy(o)) for n, o in zip(names, outputs)], title or model.name)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScalePrediction:
+    name: str
+    fan_in: int
+    weight_var: float
+    input_mean_square: float  #: E[x²] of the layer's input
+    predicted_std: float  #: sqrt(fan_in · Var[w] · E[x²]) (+ Var[b], zero here)
+    measured_std: float  #: std of the layer's output before its activation
+
+
+def scale_predictions(model: keras.Model, x) -> list[ScalePrediction]:
+    """For each conv and dense layer: predicted and measured std of its pre-activation output.
+
+    The prediction is Var[y] = n_in · Var[w] · E[x²] (independent zero-mean weights), with E[x²]
+    measured on the layer's actual input and Var[w] on its actual kernel.
+    """
+    layers = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+    inputs_model = keras.Model(model.input, [layer.input for layer in layers])
+    with np.errstate(over="ignore"):
+        inputs = inputs_model(np.asarray(x, dtype="float32"), training=False)
+    if not isinstance(inputs, (list, tuple)):
+        inputs = [inputs]
+    rows, n_conv, n_dense = [], 0, 0
+    for layer, inp in zip(layers, inputs):
+        kernel = layer.kernel
+        if isinstance(layer, keras.layers.Conv2D):
+            n_conv += 1
+            name = f"conv{n_conv}"
+            pre = tf.nn.conv2d(inp, kernel, strides=1, padding="SAME")
+        else:
+            n_dense += 1
+            name = f"fc{n_dense}"
+            pre = tf.matmul(inp, kernel)
+        if layer.use_bias:
+            pre = pre + layer.bias
+        kernel_np = keras.ops.convert_to_numpy(kernel).astype(np.float64)
+        fan_in = int(np.prod(kernel_np.shape[:-1]))
+        inp_np = keras.ops.convert_to_numpy(inp).astype(np.float64)
+        pre_np = keras.ops.convert_to_numpy(pre).astype(np.float64)
+        with np.errstate(all="ignore"):
+            ex2 = float(np.mean(inp_np**2))
+            predicted = math.sqrt(fan_in * kernel_np.var() * ex2) if math.isfinite(ex2) else float("inf")
+            measured = float(pre_np.std()) if np.isfinite(pre_np).all() else float("inf")
+        rows.append(ScalePrediction(name, fan_in, float(kernel_np.var()), ex2, predicted, measured))
+    return rows
+
+
+def gradient_norms(model: keras.Model, x, y) -> dict[str, float]:
+    """‖∂loss/∂kernel‖ for every conv and dense layer, on one batch, at the current weights."""
+    x = tf.convert_to_tensor(np.asarray(x, dtype="float32"))
+    layers = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+    with tf.GradientTape() as tape:
+        logits = model(x, training=False)
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(np.asarray(y), logits, from_logits=True))
+    grads = tape.gradient(loss, [layer.kernel for layer in layers])
+    names, n_conv, n_dense = [], 0, 0
+    for layer in layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            n_conv += 1
+            names.append(f"conv{n_conv}")
+        else:
+            n_dense += 1
+            names.append(f"fc{n_dense}")
+    return {n: float(tf.norm(g)) if g is not None else 0.0 for n, g in zip(names, grads)}
+
+
+# --- The early-warning callback -------------------------------------------------------------------
+
+class EarlyWarning(keras.callbacks.TerminateOnNaN):
+    """Flags a first-batch loss far above ln(classes), and stops training on a NaN or infinite loss.
+
+    Keras' ``TerminateOnNaN`` stops on a non-finite loss; this adds a message saying what to check,
+    and the same check of the loss scale at the very first batch, before hours are spent.
+    """
+
+    def __init__(self, classes: int = 10, factor: float = LOSS_ALARM_FACTOR):
+        super().__init__()
+        self.classes = classes
+        self.threshold = factor * expected_initial_loss(classes)
+        self.messages: list[str] = []
+        self._seen_first = False
+
+    def _say(self, message: str) -> None:
+        self.messages.append(message)
+        print(message)
+
+    def on_train_begin(self, logs=None):
+        self._seen_first = False
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        loss = float(loss)
+        if not math.isfinite(loss):
+            self._say(
+                f"EarlyWarning: the loss is {loss} at batch {batch}; training stopped. Check the weight "
+                "initialisation (activations overflow float32 when each layer multiplies their scale), "
+                "the learning rate, and that the inputs are scaled to [0, 1]."
+            )
+        elif not self._seen_first and loss > self.threshold:
+            self._say(
+                f"EarlyWarning: the first batch's loss is {loss:.3g}, more than {self.threshold / expected_initial_loss(self.classes):g} "
+                f"× ln {self.classes} = {self.threshold:.3g}. An untrained classifier should start near "
+                f"{expected_initial_loss(self.classes):.2f}: the logits are far too large. Check the "
+                "initialisation scale (e.g. He or Glorot instead of N(0, 1)) and the input scaling."
+            )
+        self._seen_first = True
+        super().on_batch_end(batch, logs)
