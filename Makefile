@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 IPYW7  := $(VENV)/ipywidgets-7.7.1
 
-.PHONY: lab test test-widgets7 install bench clean
+.PHONY: lab test lint test-widgets7 install clean
 
 install: $(STAMP)
 
@@ -31,10 +31,14 @@ lab: install
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(ROOT_ARGS) $(LAB_ARGS)
 
 # Notebooks run in the fast budget unless VGG_FAST/VGG_BUDGET say otherwise.
-test: install test-widgets7
+test: install lint test-widgets7
 	VGG_FAST=$${VGG_FAST-1} MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks \
 	    --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check vgg_helpers tests
+	$(BIN)/ruff format --check vgg_helpers tests
 
 # The widget tests again on ipywidgets 7.7.1 (Colab's), from a folder that shadows ipywidgets 8.
 $(IPYW7)/.done: | install

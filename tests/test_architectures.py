@@ -25,8 +25,8 @@ from vgg_helpers.architectures import (
 )
 from vgg_helpers.models import build_model, get_initializer
 
-
 # --- the paper's configurations -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", VGG_CONFIG_NAMES)
 def test_paper_parameter_counts_round_to_table_2(name):
@@ -64,6 +64,7 @@ def test_unknown_configuration():
 
 
 # --- the blog's MNIST network -------------------------------------------------------------------
+
 
 def test_blog_network_counts():
     table = layer_table(blog_vgg())
@@ -135,6 +136,7 @@ def test_receptive_field():
 
 # --- the Keras builder ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "arch, width",
     [
@@ -180,14 +182,13 @@ def test_batchnorm_options():
 
 # --- the LRN layer --------------------------------------------------------------------------------
 
+
 def test_lrn_matches_tensorflow():
     x = tf.random.normal((2, 5, 5, 16), stddev=30.0, seed=1)
     expected = tf.nn.local_response_normalization(x, **BLOG_LRN)
     np.testing.assert_allclose(LocalResponseNormalization()(x), expected, rtol=1e-6)
     other = {"depth_radius": 2, "bias": 2.0, "alpha": 1e-3, "beta": 0.5}
-    np.testing.assert_allclose(
-        LocalResponseNormalization(**other)(x), tf.nn.local_response_normalization(x, **other), rtol=1e-6
-    )
+    np.testing.assert_allclose(LocalResponseNormalization(**other)(x), tf.nn.local_response_normalization(x, **other), rtol=1e-6)
 
 
 def test_lrn_model_saves_and_loads_in_safe_mode(tmp_path):

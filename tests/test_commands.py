@@ -27,14 +27,16 @@ def test_make_lab_answers_on_localhost(tmp_path):
     args = f"--no-browser --ip=127.0.0.1 --port={port} --IdentityProvider.token={token}"
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
     log = open(tmp_path / "lab.log", "w")
-    lab = subprocess.Popen(["make", "lab", f"LAB_ARGS={args}"], cwd=ROOT, env=env, stdout=log,
-                           stderr=subprocess.STDOUT, start_new_session=True)
+    lab = subprocess.Popen(
+        ["make", "lab", f"LAB_ARGS={args}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         deadline, status = time.monotonic() + 120, None
         while time.monotonic() < deadline and lab.poll() is None:
             try:
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status",
-                                                 headers={"Authorization": f"token {token}"})
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/api/status", headers={"Authorization": f"token {token}"}
+                )
                 with urllib.request.urlopen(request, timeout=5) as response:
                     status = json.load(response)
                 break
@@ -47,8 +49,7 @@ def test_make_lab_answers_on_localhost(tmp_path):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents", timeout=5)
         assert refused.value.code == 403
         # It serves the notebooks folder.
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/contents",
-                                         headers={"Authorization": f"token {token}"})
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/contents", headers={"Authorization": f"token {token}"})
         with urllib.request.urlopen(request, timeout=5) as response:
             names = {item["name"] for item in json.load(response)["content"]}
         assert "00_start_here.ipynb" in names

@@ -8,21 +8,20 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import idx_bytes, write_tiny_mnist
+
 from vgg_helpers import data
 from vgg_helpers.data import (
     load_mnist,
     load_mnist_idx,
     make_dataset,
     parse_idx,
-    read_idx,
     take_subset,
     train_val_split,
 )
 
-
 # --- parse_idx / read_idx -------------------------------------------------------------------
+
 
 def test_parse_idx_round_trip():
     array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
@@ -127,6 +126,7 @@ def test_env_var_is_read(monkeypatch, tmp_path):
 
 # --- no data, no network ----------------------------------------------------------------------
 
+
 @pytest.fixture
 def empty_keras_cache(monkeypatch, tmp_path):
     """No VGG_DATA_DIR and an empty Keras cache, so load_mnist must download."""
@@ -164,9 +164,7 @@ def test_silent_server_times_out_instead_of_hanging(monkeypatch, empty_keras_cac
     accepted = []
     threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
     real_getaddrinfo = socket.getaddrinfo
-    monkeypatch.setattr(
-        socket, "getaddrinfo", lambda host, p, *a, **k: real_getaddrinfo("127.0.0.1", port, *a, **k)
-    )
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, p, *a, **k: real_getaddrinfo("127.0.0.1", port, *a, **k))
     monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT_S", 1)
     start = time.monotonic()
     try:
@@ -179,6 +177,7 @@ def test_silent_server_times_out_instead_of_hanging(monkeypatch, empty_keras_cac
 
 
 # --- splits and pipelines ---------------------------------------------------------------------
+
 
 def test_train_val_split_is_disjoint_and_seeded():
     x = np.arange(100, dtype=np.uint8).reshape(100, 1, 1)

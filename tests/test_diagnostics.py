@@ -85,7 +85,9 @@ def _dataset(x, y):
 
 def test_early_warning_flags_a_huge_first_loss(capsys):
     model = tiny_model()
-    model.get_layer("fc1").set_weights([np.random.default_rng(0).normal(0, 1e4, (8, 3)).astype("float32"), np.zeros(3, "float32")])
+    model.get_layer("fc1").set_weights(
+        [np.random.default_rng(0).normal(0, 1e4, (8, 3)).astype("float32"), np.zeros(3, "float32")]
+    )
     warning = d.EarlyWarning(classes=3)
     x = np.random.default_rng(1).random((8, 2, 2, 1)).astype("float32")
     run = short_run(model, _dataset(x, np.array([0, 1, 2, 0, 1, 2, 0, 1])), steps=2, callbacks=[warning])

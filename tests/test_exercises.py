@@ -9,8 +9,11 @@ from vgg_helpers import exercises
 Y = np.array([0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 9] * 2)
 X = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
 
+
 def conv_stack(*kernels):
-    return keras.Sequential([keras.Input((28, 28, 1))] + [keras.layers.Conv2D(8, k, padding="same", activation="relu") for k in kernels])
+    return keras.Sequential(
+        [keras.Input((28, 28, 1))] + [keras.layers.Conv2D(8, k, padding="same", activation="relu") for k in kernels]
+    )
 
 
 CASES = [

@@ -81,7 +81,10 @@ def test_setup_keeps_tensorflow_logs_off_stderr():
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     result = subprocess.run(
         [sys.executable, "-c", "import vgg_helpers as vh; vh.setup()"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -93,7 +96,10 @@ def test_plain_tensorflow_import_is_noisy():
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run(
         [sys.executable, "-c", "import tensorflow as tf; tf.constant(1.0) + 1"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert result.returncode == 0
     assert "oneDNN" in result.stderr or "absl" in result.stderr

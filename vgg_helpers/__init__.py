@@ -13,4 +13,18 @@ import_tensorflow()  # before anything imports Keras, so TensorFlow's start-up l
 
 from vgg_helpers import architectures, data, diagnostics, exercises, models, plots, training, widgets  # noqa: E402
 
-__all__ = ["__version__", "BUDGETS", "Budget", "release_memory", "setup", "architectures", "data", "diagnostics", "exercises", "models", "plots", "training", "widgets"]
+__all__ = [
+    "__version__",
+    "BUDGETS",
+    "Budget",
+    "release_memory",
+    "setup",
+    "architectures",
+    "data",
+    "diagnostics",
+    "exercises",
+    "models",
+    "plots",
+    "training",
+    "widgets",
+]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import keras
 import tensorflow as tf
@@ -91,6 +91,7 @@ class Architecture:
 
 
 # --- The paper's configurations (Simonyan & Zisserman 2015, Table 1) ---------------------------
+
 
 def _paper_layers(blocks: Sequence[Sequence], lrn_after_first: bool = False) -> tuple[Layer, ...]:
     """Blocks of convs (an int = 3×3 conv, (n, 1) = 1×1 conv), a max-pool after each, then FC."""
@@ -186,6 +187,7 @@ def blog_vgg(
 
 # --- Tables -------------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class Row:
     """One layer of a :class:`LayerTable`. ``activations`` counts output values per image."""
@@ -238,17 +240,23 @@ class LayerTable(list):
         widths = [max(len(line[i]) for line in body) for i in range(len(self.columns))]
         lines = [self.title] if self.title else []
         for k, line in enumerate(body):
-            lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))))
+            lines.append(
+                "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
+            )
             if k == 0 or k == len(body) - 2:
                 lines.append("  ".join("-" * w for w in widths))
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         def tr(cells, tag="td", style=""):
-            return f"<tr{style}>" + "".join(
-                f"<{tag} style='text-align:{'left' if i < 2 else 'right'}'>{html.escape(c)}</{tag}>"
-                for i, c in enumerate(cells)
-            ) + "</tr>"
+            return (
+                f"<tr{style}>"
+                + "".join(
+                    f"<{tag} style='text-align:{'left' if i < 2 else 'right'}'>{html.escape(c)}</{tag}>"
+                    for i, c in enumerate(cells)
+                )
+                + "</tr>"
+            )
 
         rows = [tr(self.columns, "th")] + [tr(self._cells(r)) for r in self]
         rows.append(tr(self._total_cells(), style=" style='font-weight:bold'"))
@@ -366,10 +374,16 @@ def trace_levels(arch: Architecture, input_shape=None, width: float = 1.0) -> La
         else:
             n_dense += 1
             name = f"fc{n_dense}" + "".join(f" + {r.name.split(' ')[0]}" for r in group[1:])
-        table.append(Row(
-            name, head.kind, group[-1].output_shape,
-            sum(r.params for r in group), sum(r.macs for r in group), sum(r.activations for r in group),
-        ))
+        table.append(
+            Row(
+                name,
+                head.kind,
+                group[-1].output_shape,
+                sum(r.params for r in group),
+                sum(r.macs for r in group),
+                sum(r.activations for r in group),
+            )
+        )
     return table
 
 

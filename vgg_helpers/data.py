@@ -92,9 +92,7 @@ def read_idx(path: str | os.PathLike, sha256: str | None = None) -> np.ndarray:
         try:
             raw = gzip.decompress(raw)
         except (EOFError, OSError, zlib.error) as err:
-            raise ValueError(
-                f"{path.name} is a damaged or truncated gzip file ({err}). Download it again."
-            ) from err
+            raise ValueError(f"{path.name} is a damaged or truncated gzip file ({err}). Download it again.") from err
     array = parse_idx(raw, name=path.name)
     if sha256 is not None:
         digest = hashlib.sha256(raw).hexdigest()
@@ -113,8 +111,7 @@ def _find_idx(folder: Path, stem: str) -> Path:
             return candidate
     raise FileNotFoundError(
         f"MNIST file {stem}.gz (or uncompressed {stem}) is missing from the folder that "
-        f"VGG_DATA_DIR names ({folder}). That folder needs all four IDX files.\n"
-        + _HOW_TO_GET_DATA
+        f"VGG_DATA_DIR names ({folder}). That folder needs all four IDX files.\n" + _HOW_TO_GET_DATA
     )
 
 
@@ -137,9 +134,7 @@ def load_mnist_idx(
     for split in ("train", "test"):
         images, labels = arrays[(split, "images")], arrays[(split, "labels")]
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(
-                f"the {split} files do not pair up: images {images.shape}, labels {labels.shape}."
-            )
+            raise ValueError(f"the {split} files do not pair up: images {images.shape}, labels {labels.shape}.")
     return (
         (arrays[("train", "images")], arrays[("train", "labels")]),
         (arrays[("test", "images")], arrays[("test", "labels")]),

@@ -1,10 +1,10 @@
 """Diagnostics for a network at initialisation: the ln(classes) rule, per-layer scales, gradients.
 
-    check_initial_loss(initial_loss(model, x, y))       # ≈ 2.30 for 10 classes, or a warning
-    stats = activation_stats(model, x)                   # std/mean/max/dead per level, dense, logits
-    predicted = scale_predictions(model, x)              # Var[y] = n_in · Var[w] · E[x²], per layer
-    norms = gradient_norms(model, x, y)                  # ‖∂loss/∂W‖ per weight layer
-    callback = EarlyWarning()                            # in model.fit: flags a huge first loss, stops on NaN
+check_initial_loss(initial_loss(model, x, y))       # ≈ 2.30 for 10 classes, or a warning
+stats = activation_stats(model, x)                   # std/mean/max/dead per level, dense, logits
+predicted = scale_predictions(model, x)              # Var[y] = n_in · Var[w] · E[x²], per layer
+norms = gradient_norms(model, x, y)                  # ‖∂loss/∂W‖ per weight layer
+callback = EarlyWarning()                            # in model.fit: flags a huge first loss, stops on NaN
 """
 
 from __future__ import annotations
@@ -39,18 +39,23 @@ def check_initial_loss(loss: float, classes: int = 10, tolerance: float = 0.5, n
     """The sanity rule: an untrained classifier should start near ln(classes). Prints the verdict."""
     expected = expected_initial_loss(classes)
     if not math.isfinite(loss):
-        print(f"✗ {name}: initial loss is {loss}: activations overflowed. Check the weight scale, "
-              "and that the inputs are scaled to [0, 1].")
+        print(
+            f"✗ {name}: initial loss is {loss}: activations overflowed. Check the weight scale, "
+            "and that the inputs are scaled to [0, 1]."
+        )
         return False
     if abs(loss - expected) <= tolerance:
         print(f"✓ {name}: initial loss {loss:.3f} ≈ ln {classes} = {expected:.3f}")
         return True
-    print(f"✗ {name}: initial loss {loss:.4g}, expected ≈ ln {classes} = {expected:.2f}: the logits are "
-          f"{'far too large: check the initialisation scale' if loss > expected else 'biased'}.")
+    print(
+        f"✗ {name}: initial loss {loss:.4g}, expected ≈ ln {classes} = {expected:.2f}: the logits are "
+        f"{'far too large: check the initialisation scale' if loss > expected else 'biased'}."
+    )
     return False
 
 
 # --- Probing inside a model ------------------------------------------------------------------------
+
 
 def _groups(model: keras.Model):
     """Layers grouped as levels: each group starts at a Conv2D or Dense; Flatten belongs to none."""
@@ -107,13 +112,23 @@ class StatsTable(list):
     def _lines(self):
         yield ("layer", "std", "mean", "max |x|", "dead units", "finite", "x² finite in float32")
         for r in self:
-            yield (r.name, f"{r.std:.3g}", f"{r.mean:.3g}", f"{r.max_abs:.3g}", f"{r.dead:.0%}",
-                   f"{r.finite:.0%}", f"{r.squares_finite:.0%}")
+            yield (
+                r.name,
+                f"{r.std:.3g}",
+                f"{r.mean:.3g}",
+                f"{r.max_abs:.3g}",
+                f"{r.dead:.0%}",
+                f"{r.finite:.0%}",
+                f"{r.squares_finite:.0%}",
+            )
 
     def __str__(self):
         lines = list(self._lines())
         widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-        body = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))) for line in lines]
+        body = [
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
+            for line in lines
+        ]
         return "\n".join(([self.title] if self.title else []) + body)
 
     __repr__ = __str__
@@ -121,8 +136,12 @@ class StatsTable(list):
     def _repr_html_(self):
         lines = list(self._lines())
         head = "".join(f"<th>{html.escape(c)}</th>" for c in lines[0])
-        rows = "".join("<tr>" + "".join(f"<td style='text-align:{'left' if i == 0 else 'right'}'>{html.escape(c)}</td>"
-                                        for i, c in enumerate(line)) + "</tr>" for line in lines[1:])
+        rows = "".join(
+            "<tr>"
+            + "".join(f"<td style='text-align:{'left' if i == 0 else 'right'}'>{html.escape(c)}</td>" for i, c in enumerate(line))
+            + "</tr>"
+            for line in lines[1:]
+        )
         caption = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
         return f"<table>{caption}<tr>{head}</tr>{rows}</table>"
 
@@ -151,7 +170,9 @@ def activation_stats(model: keras.Model, x, title: str = "") -> StatsTable:
     probe, names = probe_model(model)
     with np.errstate(over="ignore"):
         outputs = probe(np.asarray(x, dtype="float32"), training=False)
-    return StatsTable([_stats(n, keras.ops.convert_to_numpy(o)) for n, o in zip(names, outputs)], title or model.name)
+    return StatsTable(
+        [_stats(n, keras.ops.convert_to_numpy(o)) for n, o in zip(names, outputs, strict=True)], title or model.name
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +198,7 @@ def scale_predictions(model: keras.Model, x) -> list[ScalePrediction]:
     if not isinstance(inputs, (list, tuple)):
         inputs = [inputs]
     rows, n_conv, n_dense = [], 0, 0
-    for layer, inp in zip(layers, inputs):
+    for layer, inp in zip(layers, inputs, strict=True):
         kernel = layer.kernel
         if isinstance(layer, keras.layers.Conv2D):
             n_conv += 1
@@ -217,10 +238,11 @@ def gradient_norms(model: keras.Model, x, y) -> dict[str, float]:
         else:
             n_dense += 1
             names.append(f"fc{n_dense}")
-    return {n: float(tf.norm(g)) if g is not None else 0.0 for n, g in zip(names, grads)}
+    return {n: float(tf.norm(g)) if g is not None else 0.0 for n, g in zip(names, grads, strict=True)}
 
 
 # --- The early-warning callback -------------------------------------------------------------------
+
 
 class EarlyWarning(keras.callbacks.TerminateOnNaN):
     """Flags a first-batch loss far above ln(classes), and stops training on a NaN or infinite loss.
@@ -232,6 +254,7 @@ class EarlyWarning(keras.callbacks.TerminateOnNaN):
     def __init__(self, classes: int = 10, factor: float = LOSS_ALARM_FACTOR):
         super().__init__()
         self.classes = classes
+        self.factor = factor
         self.threshold = factor * expected_initial_loss(classes)
         self.messages: list[str] = []
         self._seen_first = False
@@ -256,7 +279,7 @@ class EarlyWarning(keras.callbacks.TerminateOnNaN):
             )
         elif not self._seen_first and loss > self.threshold:
             self._say(
-                f"EarlyWarning: the first batch's loss is {loss:.3g}, more than {self.threshold / expected_initial_loss(self.classes):g} "
+                f"EarlyWarning: the first batch's loss is {loss:.3g}, more than {self.factor:g} "
                 f"× ln {self.classes} = {self.threshold:.3g}. An untrained classifier should start near "
                 f"{expected_initial_loss(self.classes):.2f}: the logits are far too large. Check the "
                 "initialisation scale (e.g. He or Glorot instead of N(0, 1)) and the input scaling."

@@ -12,7 +12,7 @@ check on the solution.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -45,6 +45,7 @@ def check(key: str, answer, **context) -> bool:
 
 # --- 00_start_here ------------------------------------------------------------------------------
 
+
 @checker("00-rarest-digit")
 def _rarest_digit(answer, y_train):
     counts = np.bincount(np.asarray(y_train), minlength=10)
@@ -58,9 +59,7 @@ def _rarest_digit(answer, y_train):
 @checker("00-mean-pixel")
 def _mean_pixel(answer, x_train):
     expected = float(np.asarray(x_train).mean(dtype=np.float64) / 255.0)  # no 376 MB float copy
-    assert 0.0 <= float(answer) <= 1.0, (
-        f"{answer} is outside [0, 1]. Hint: the pixels are uint8, 0 to 255; divide by 255."
-    )
+    assert 0.0 <= float(answer) <= 1.0, f"{answer} is outside [0, 1]. Hint: the pixels are uint8, 0 to 255; divide by 255."
     assert abs(float(answer) - expected) < 1e-3, (
         f"{float(answer):.4f} is not the mean of the scaled pixels. Hint: x_train.mean() / 255 "
         "(the mean of the scaled pixels, without making a scaled copy of all 47 million)."
@@ -68,6 +67,7 @@ def _mean_pixel(answer, x_train):
 
 
 # --- 01_vgg_history -----------------------------------------------------------------------------
+
 
 def _vgg16_table():
     from vgg_helpers.architectures import layer_table, vgg_config
@@ -110,6 +110,7 @@ def _receptive_field(answer):
 
 # --- 02_conv_levels -----------------------------------------------------------------------------
 
+
 @checker("02-pool8-macs")
 def _pool8_macs(answer):
     from vgg_helpers.architectures import blog_vgg, layer_table
@@ -129,7 +130,10 @@ def measured_receptive_field(model, size: int = 15) -> int:
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     probe = keras.Sequential(
         [keras.Input((size, size, 1))]
-        + [keras.layers.Conv2D(1, layer.kernel_size, padding="same", use_bias=False, kernel_initializer="ones") for layer in convs]
+        + [
+            keras.layers.Conv2D(1, layer.kernel_size, padding="same", use_bias=False, kernel_initializer="ones")
+            for layer in convs
+        ]
     )
     impulse = np.zeros((1, size, size, 1), dtype="float32")
     impulse[0, size // 2, size // 2, 0] = 1.0
@@ -152,6 +156,7 @@ def _two_conv_level(answer):
 
 
 # --- 03_exploding_loss --------------------------------------------------------------------------
+
 
 @checker("03-he-stddev")
 def _he_stddev(answer):

@@ -66,9 +66,13 @@ def build_model(
         if layer.kind == "conv":
             n_conv += 1
             x = keras.layers.Conv2D(
-                units, layer.kernel, padding="same", use_bias=layer.bias,
+                units,
+                layer.kernel,
+                padding="same",
+                use_bias=layer.bias,
                 activation="relu" if layer.relu else None,
-                kernel_initializer=fresh(init), name=f"conv{n_conv}",
+                kernel_initializer=fresh(init),
+                name=f"conv{n_conv}",
             )(x)
         elif layer.kind == "pool":
             n_pool += 1
@@ -90,8 +94,11 @@ def build_model(
                 flattened = True
             n_dense += 1
             x = keras.layers.Dense(
-                units, use_bias=layer.bias, activation="relu" if layer.relu else None,
-                kernel_initializer=fresh(init), name=f"fc{n_dense}",
+                units,
+                use_bias=layer.bias,
+                activation="relu" if layer.relu else None,
+                kernel_initializer=fresh(init),
+                name=f"fc{n_dense}",
             )(x)
     return keras.Model(inputs, x, name=name or arch.name.replace(" ", "_"))
 

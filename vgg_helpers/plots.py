@@ -138,7 +138,9 @@ def plot_level_grid(level_maps, per_level: int = 8, title: str = ""):
                 ax.imshow(maps[..., i], cmap="viridis")
             else:
                 ax.axis("off")
-        axes[level, 0].set_ylabel(f"{level + 1}: {maps.shape[0]}×{maps.shape[1]}", rotation=0, ha="right", va="center", fontsize=11)
+        axes[level, 0].set_ylabel(
+            f"{level + 1}: {maps.shape[0]}×{maps.shape[1]}", rotation=0, ha="right", va="center", fontsize=11
+        )
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -159,7 +161,7 @@ def plot_scales(tables: dict, field: str = "std", title: str = "", ax=None):
         names = [r.name.replace("conv level ", "") for r in table]
         x = np.arange(len(values))
         ok = np.isfinite(values) & (values > 0)
-        line, = ax.plot(x[ok], values[ok], "o-", label=label)
+        (line,) = ax.plot(x[ok], values[ok], "o-", label=label)
         if (~ok).any():
             ax.plot(x[~ok], np.full((~ok).sum(), 1e38), "x", color=line.get_color(), markersize=10)
     ax.set_yscale("log")
@@ -200,7 +202,7 @@ def plot_curves(runs: dict, title: str = "", smooth: int = 1):
         loss = np.asarray(run["loss"], dtype=float)
         ax_loss.plot(steps, np.where(np.isfinite(loss), loss, np.nan), label=label)
         acc = np.convolve(run["accuracy"], kernel, mode="valid") if smooth > 1 else run["accuracy"]
-        ax_acc.plot(steps[len(steps) - len(acc):], acc, label=label)
+        ax_acc.plot(steps[len(steps) - len(acc) :], acc, label=label)
     ax_loss.set_yscale("log")
     ax_loss.set_xlabel("training step (batch of 128)")
     ax_loss.set_ylabel("loss (log scale)")

@@ -156,8 +156,7 @@ def import_tensorflow():
                 "TensorFlow is not installed in this environment. From the repository root, "
                 "run `make lab` (it installs everything), or `pip install -e '.[cpu]'` "
                 "(CPU only) or `pip install -e '.[gpu]'` (NVIDIA GPU). On Colab TensorFlow "
-                "is preinstalled."
-                + (f"\nTensorFlow's own output:\n{log}" if log else "")
+                "is preinstalled." + (f"\nTensorFlow's own output:\n{log}" if log else "")
             ) from err
     import absl.logging
 
@@ -183,8 +182,7 @@ def select_budget(environ=None, has_gpu: bool | None = None) -> Budget:
     if forced:
         if forced not in BUDGETS:
             raise ValueError(
-                f"{ENV_BUDGET}={forced!r} is not a budget; use one of "
-                f"{', '.join(BUDGETS)} or unset it to let vgg_helpers choose."
+                f"{ENV_BUDGET}={forced!r} is not a budget; use one of {', '.join(BUDGETS)} or unset it to let vgg_helpers choose."
             )
         return BUDGETS[forced]
     fast = environ.get(ENV_FAST, "").strip().lower()

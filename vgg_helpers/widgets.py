@@ -59,8 +59,7 @@ def architecture_explorer(pools=BLOG_POOLS, width: float = 1.0, padding: str = "
     from vgg_helpers.plots import plot_layer_bars
 
     boxes = [
-        widgets.Checkbox(value=level in pools, description=str(level), indent=False,
-                         layout=widgets.Layout(width="46px"))
+        widgets.Checkbox(value=level in pools, description=str(level), indent=False, layout=widgets.Layout(width="46px"))
         for level in range(1, len(BLOG_WIDTHS) + 1)
     ]
     width_slider = widgets.SelectionSlider(options=WIDTH_CHOICES, value=width, description="width ×")
@@ -115,8 +114,10 @@ def feature_map_explorer(extractor, images, labels, max_maps: int = 16):
 
     def update(_=None):
         maps = level_feature_maps(extractor, images[digit.value], level.value)
-        caption.value = (f"digit {digit.value} (label {int(labels[digit.value])}), level {level.value}: "
-                         f"{maps.shape[0]}×{maps.shape[1]}×{maps.shape[2]}")
+        caption.value = (
+            f"digit {digit.value} (label {int(labels[digit.value])}), level {level.value}: "
+            f"{maps.shape[0]}×{maps.shape[1]}×{maps.shape[2]}"
+        )
         out.clear_output(wait=True)
         with out:
             plot_feature_maps(maps, max_maps=max_maps, title=caption.value)
@@ -153,7 +154,12 @@ def init_scales(initializer: str, stddev: float, lrn: bool, batchnorm: bool, x, 
     keras.utils.set_random_seed(seed)
     init = keras.initializers.RandomNormal(stddev=stddev) if initializer == "normal" else initializer
     model = build_model(blog_vgg(lrn=lrn, batchnorm=batchnorm), width=width, initializer=init)
-    label = f"{initializer}" + (f" σ={stddev:.3g}" if initializer == "normal" else "") + (" + LRN" if lrn else "") + (" + BN" if batchnorm else "")
+    label = (
+        f"{initializer}"
+        + (f" σ={stddev:.3g}" if initializer == "normal" else "")
+        + (" + LRN" if lrn else "")
+        + (" + BN" if batchnorm else "")
+    )
     return activation_stats(model, x, title=label), initial_loss(model, x, y)
 
 
