@@ -69,3 +69,89 @@ def short_run(model: keras.Model, train_ds, steps: int, learning_rate: float = 1
     if eval_ds is not None:
         result["test_accuracy"] = float(model.evaluate(eval_ds, verbose=0, return_dict=True)["accuracy"])
     return result
+
+
+# --- Training on MNIST (notebook 04, the benchmark) --------------------------------------------------
+
+
+def augmenter(max_shift: float = 0.1, max_rotation_degrees: float = 10.0, seed: int = 0) -> keras.Sequential:
+    """Light augmentation for digits: small shifts and rotations (Keras preprocessing layers)."""
+    return keras.Sequential(
+        [
+            keras.layers.RandomTranslation(max_shift, max_shift, fill_mode="constant", seed=seed),
+            keras.layers.RandomRotation(max_rotation_degrees / 360.0, fill_mode="constant", seed=seed + 1),
+        ],
+        name="augment",
+    )
+
+
+def training_dataset(x, y, batch_size: int, augment: bool = True, seed: int = 0):
+    """Shuffled, batched, optionally augmented, prefetched training batches (one pass per epoch)."""
+    import tensorflow as tf
+
+    from vgg_helpers.data import make_dataset
+
+    ds = make_dataset(x, y, batch_size=batch_size, shuffle=True, seed=seed)
+    if augment:
+        layers = augmenter(seed=seed)
+        ds = ds.map(lambda images, labels: (layers(images, training=True), labels), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def fit_mnist(
+    model: keras.Model,
+    splits: dict,
+    run_dir,
+    epochs: int,
+    batch_size: int = 128,
+    learning_rate: float = 3e-3,
+    augment: bool = True,
+    callbacks=(),
+    verbose="auto",
+    seed: int = 0,
+):
+    """Train ``model`` on ``splits["train"]``, validating on ``splits["val"]``; resumable.
+
+    - Adam with a cosine schedule after a one-epoch linear warm-up;
+    - ``keras.callbacks.BackupAndRestore`` in ``run_dir/backup`` (two copies, so an interruption
+      while saving loses nothing): call again with the same ``run_dir`` after a disconnect and
+      training resumes at the next epoch;
+    - ``keras.callbacks.ModelCheckpoint`` keeps the best model by validation accuracy in
+      ``run_dir/best.keras``;
+    - :class:`~vgg_helpers.diagnostics.EarlyWarning` flags a bad first loss and stops on NaN.
+
+    Returns the Keras ``History``.
+    """
+    from pathlib import Path
+
+    from vgg_helpers.data import make_dataset
+    from vgg_helpers.diagnostics import EarlyWarning
+
+    if epochs < 1 or batch_size < 1 or not learning_rate > 0:
+        raise ValueError(f"epochs, batch_size and learning_rate must be positive, got {epochs}, {batch_size}, {learning_rate}.")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train_ds = training_dataset(*splits["train"], batch_size=batch_size, augment=augment, seed=seed)
+    val_ds = make_dataset(*splits["val"], batch_size=512)
+    steps_per_epoch = int(np.ceil(len(splits["train"][0]) / batch_size))
+    total = steps_per_epoch * epochs
+    warmup = min(steps_per_epoch, total // 2)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate / 10,
+        decay_steps=max(1, total - warmup),
+        warmup_target=learning_rate,
+        warmup_steps=warmup,
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    standard = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
+        keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_accuracy", save_best_only=True),
+        EarlyWarning(),
+    ]
+    return model.fit(
+        train_ds, validation_data=val_ds, epochs=epochs, shuffle=False, callbacks=standard + list(callbacks), verbose=verbose
+    )
