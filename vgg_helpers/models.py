@@ -120,3 +120,33 @@ def level_outputs(model: keras.Model) -> keras.Model:
     if not ends or ends[0] is None:
         raise ValueError("the model has no conv levels.")
     return keras.Model(model.input, [layer.output for layer in ends], name=f"{model.name}_levels")
+
+
+def simple_convnet(input_shape=(28, 28, 1), classes: int = 10) -> keras.Model:
+    """Keras' "Simple MNIST convnet" example: 34,826 parameters (logits out instead of softmax)."""
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            keras.layers.Conv2D(32, 3, activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(64, 3, activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(classes),
+        ],
+        name="simple_convnet",
+    )
+
+
+def conv_macs(model: keras.Model) -> int:
+    """Multiply-accumulates per image of a model's Conv2D and Dense layers (from their built shapes)."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            total += h * w * kh * kw * layer.input.shape[-1] * c_out
+        elif isinstance(layer, keras.layers.Dense):
+            total += layer.input.shape[-1] * layer.units
+    return int(total)
