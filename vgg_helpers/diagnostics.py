@@ -185,28 +185,35 @@ class ScalePrediction:
     measured_std: float  #: std of the layer's output before its activation
 
 
+def weight_layers(model: keras.Model) -> list[tuple[str, keras.layers.Layer]]:
+    """The model's conv and dense layers, in order, named ``conv1``, ``conv2``, …, ``fc1``, …"""
+    named, counts = [], {"conv": 0, "fc": 0}
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            prefix = "conv" if isinstance(layer, keras.layers.Conv2D) else "fc"
+            counts[prefix] += 1
+            named.append((f"{prefix}{counts[prefix]}", layer))
+    return named
+
+
 def scale_predictions(model: keras.Model, x) -> list[ScalePrediction]:
     """For each conv and dense layer: predicted and measured std of its pre-activation output.
 
     The prediction is Var[y] = n_in · Var[w] · E[x²] (independent zero-mean weights), with E[x²]
     measured on the layer's actual input and Var[w] on its actual kernel.
     """
-    layers = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
-    inputs_model = keras.Model(model.input, [layer.input for layer in layers])
+    named = weight_layers(model)
+    inputs_model = keras.Model(model.input, [layer.input for _, layer in named])
     with np.errstate(over="ignore"):
         inputs = inputs_model(np.asarray(x, dtype="float32"), training=False)
     if not isinstance(inputs, (list, tuple)):
         inputs = [inputs]
-    rows, n_conv, n_dense = [], 0, 0
-    for layer, inp in zip(layers, inputs, strict=True):
+    rows = []
+    for (name, layer), inp in zip(named, inputs, strict=True):
         kernel = layer.kernel
         if isinstance(layer, keras.layers.Conv2D):
-            n_conv += 1
-            name = f"conv{n_conv}"
             pre = tf.nn.conv2d(inp, kernel, strides=1, padding="SAME")
         else:
-            n_dense += 1
-            name = f"fc{n_dense}"
             pre = tf.matmul(inp, kernel)
         if layer.use_bias:
             pre = pre + layer.bias
@@ -225,20 +232,12 @@ def scale_predictions(model: keras.Model, x) -> list[ScalePrediction]:
 def gradient_norms(model: keras.Model, x, y) -> dict[str, float]:
     """‖∂loss/∂kernel‖ for every conv and dense layer, on one batch, at the current weights."""
     x = tf.convert_to_tensor(np.asarray(x, dtype="float32"))
-    layers = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+    named = weight_layers(model)
     with tf.GradientTape() as tape:
         logits = model(x, training=False)
         loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(np.asarray(y), logits, from_logits=True))
-    grads = tape.gradient(loss, [layer.kernel for layer in layers])
-    names, n_conv, n_dense = [], 0, 0
-    for layer in layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            n_conv += 1
-            names.append(f"conv{n_conv}")
-        else:
-            n_dense += 1
-            names.append(f"fc{n_dense}")
-    return {n: float(tf.norm(g)) if g is not None else 0.0 for n, g in zip(names, grads, strict=True)}
+    grads = tape.gradient(loss, [layer.kernel for _, layer in named])
+    return {name: float(tf.norm(g)) if g is not None else 0.0 for (name, _), g in zip(named, grads, strict=True)}
 
 
 # --- The early-warning callback -------------------------------------------------------------------
