@@ -67,23 +67,13 @@ def run_one(name, model, splits, epochs, batch_size, learning_rate, schedule, ta
     """Train ``model`` for ``epochs`` with Adam on the shared pipeline; measure it."""
     from vgg_helpers.data import make_dataset
     from vgg_helpers.models import conv_macs
-    from vgg_helpers.training import training_dataset
+    from vgg_helpers.training import compile_classifier, training_dataset, warmup_cosine
 
     train_ds = training_dataset(*splits["train"], batch_size=batch_size, augment=False)
     test_ds = make_dataset(*splits["test"], batch_size=500)
-    steps = int(np.ceil(len(splits["train"][0]) / batch_size)) * epochs
-    if schedule == "cosine":
-        warmup = min(steps // epochs, steps // 2)
-        lr = keras.optimizers.schedules.CosineDecay(
-            learning_rate / 10, max(1, steps - warmup), warmup_target=learning_rate, warmup_steps=warmup
-        )
-    else:
-        lr = learning_rate
-    model.compile(
-        optimizer=keras.optimizers.Adam(lr),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    steps_per_epoch = int(np.ceil(len(splits["train"][0]) / batch_size))
+    lr = warmup_cosine(learning_rate, steps_per_epoch, epochs) if schedule == "cosine" else learning_rate
+    compile_classifier(model, keras.optimizers.Adam(lr))
     clock = _EpochClock(test_ds)
     model.fit(train_ds, epochs=epochs, shuffle=False, verbose=0, callbacks=[clock])
     elapsed = np.cumsum(clock.seconds)

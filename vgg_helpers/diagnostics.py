@@ -17,6 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vgg_helpers.models import layer_groups
+
 #: A first loss more than this many times ln(classes) means the output scale is wrong.
 LOSS_ALARM_FACTOR = 10.0
 
@@ -57,25 +59,11 @@ def check_initial_loss(loss: float, classes: int = 10, tolerance: float = 0.5, n
 # --- Probing inside a model ------------------------------------------------------------------------
 
 
-def _groups(model: keras.Model):
-    """Layers grouped as levels: each group starts at a Conv2D or Dense; Flatten belongs to none."""
-    groups: list[list] = []
-    for layer in model.layers[1:]:
-        if isinstance(layer, keras.layers.Flatten):
-            groups.append([])  # closes the conv level before it
-            continue
-        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) or not groups:
-            groups.append([layer])
-        else:
-            groups[-1].append(layer)
-    return [g for g in groups if g]
-
-
 def probe_model(model: keras.Model) -> tuple[keras.Model, list[str]]:
     """A model returning the output of every conv level, every dense layer and the logits, with names."""
     outputs, names = [], []
     n_conv = n_dense = 0
-    for group in _groups(model):
+    for group in layer_groups(model):
         if isinstance(group[0], keras.layers.Conv2D):
             n_conv += 1
             names.append(f"conv level {n_conv}")

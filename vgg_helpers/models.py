@@ -13,7 +13,6 @@ import keras
 from vgg_helpers.architectures import (
     Architecture,
     LocalResponseNormalization,
-    _check_width,
     layer_table,
     scaled,
 )
@@ -50,8 +49,7 @@ def build_model(
     ``layer_table(arch, width)`` validates the architecture first, so a bad configuration raises
     the same ``ValueError`` (naming the layer) before any weight is allocated.
     """
-    _check_width(width)
-    layer_table(arch, width)  # raises ValueError on a bad architecture
+    layer_table(arch, width)  # raises ValueError on a bad width or architecture
     init = get_initializer(initializer)
     inputs = keras.Input(arch.input_shape, name="image")
     x = inputs
@@ -103,21 +101,31 @@ def build_model(
     return keras.Model(inputs, x, name=name or arch.name.replace(" ", "_"))
 
 
+def layer_groups(model: keras.Model) -> list[list[keras.layers.Layer]]:
+    """The layers of a :func:`build_model` model grouped as levels.
+
+    Each group starts at a Conv2D or Dense layer and holds what follows it up to the next one
+    (BatchNorm, ReLU, pool, LRN, dropout); the Flatten before the dense layers belongs to none.
+    """
+    groups: list[list] = []
+    for layer in model.layers[1:]:
+        if isinstance(layer, keras.layers.Flatten):
+            groups.append([])  # closes the conv level before it
+            continue
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) or not groups:
+            groups.append([layer])
+        else:
+            groups[-1].append(layer)
+    return [g for g in groups if g]
+
+
 def level_outputs(model: keras.Model) -> keras.Model:
     """A model giving the output of every conv level of a :func:`build_model` model, in order.
 
-    A level ends where the next conv (or the flatten before the dense layers) begins, so its
-    output is taken after its pool and LRN, as the blog's ``convLevel`` returns it.
+    A level's output is taken after its pool and LRN, as the blog's ``convLevel`` returns it.
     """
-    ends, current = [], None
-    for layer in model.layers[1:]:
-        if isinstance(layer, keras.layers.Conv2D) and current is not None:
-            ends.append(current)
-        if isinstance(layer, keras.layers.Flatten):
-            break
-        current = layer
-    ends.append(current)
-    if not ends or ends[0] is None:
+    ends = [group[-1] for group in layer_groups(model) if isinstance(group[0], keras.layers.Conv2D)]
+    if not ends:
         raise ValueError("the model has no conv levels.")
     return keras.Model(model.input, [layer.output for layer in ends], name=f"{model.name}_levels")
 

@@ -9,6 +9,28 @@ import keras
 import numpy as np
 
 
+def compile_classifier(model: keras.Model, optimizer="adam", metrics=("accuracy",)) -> keras.Model:
+    """Compile for 10-class digits: the model outputs logits, labels are integers."""
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=list(metrics),
+    )
+    return model
+
+
+def warmup_cosine(learning_rate: float, steps_per_epoch: int, epochs: int):
+    """Linear warm-up from ``learning_rate / 10`` over the first epoch, then cosine decay to 0."""
+    total = steps_per_epoch * epochs
+    warmup = min(steps_per_epoch, total // 2)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate / 10,
+        decay_steps=max(1, total - warmup),
+        warmup_target=learning_rate,
+        warmup_steps=warmup,
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class StepTiming:
     """Seconds per training step, measured after a warm-up step (which includes tracing)."""
@@ -39,7 +61,7 @@ def time_train_steps(model: keras.Model, batch_size: int = 128, steps: int = 3, 
     rng = np.random.default_rng(seed)
     x = rng.random((batch_size, *model.input_shape[1:]), dtype=np.float32)
     y = rng.integers(0, model.output_shape[-1], batch_size)
-    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    compile_classifier(model, optimizer, metrics=())
     start = time.perf_counter()
     model.train_on_batch(x, y)
     warmup = time.perf_counter() - start
@@ -59,11 +81,7 @@ def short_run(model: keras.Model, train_ds, steps: int, learning_rate: float = 1
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}.")
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    compile_classifier(model, keras.optimizers.Adam(learning_rate))
     history = model.fit(train_ds, steps_per_epoch=1, epochs=steps, shuffle=False, verbose=0, callbacks=list(callbacks))
     result = {key: [float(v) for v in values] for key, values in history.history.items()}
     if eval_ds is not None:
@@ -91,10 +109,11 @@ def training_dataset(x, y, batch_size: int, augment: bool = True, seed: int = 0)
 
     from vgg_helpers.data import make_dataset
 
-    ds = make_dataset(x, y, batch_size=batch_size, shuffle=True, seed=seed)
-    if augment:
-        layers = augmenter(seed=seed)
-        ds = ds.map(lambda images, labels: (layers(images, training=True), labels), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = make_dataset(x, y, batch_size=batch_size, shuffle=True, seed=seed)  # already prefetches
+    if not augment:
+        return ds
+    layers = augmenter(seed=seed)
+    ds = ds.map(lambda images, labels: (layers(images, training=True), labels), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -134,19 +153,7 @@ def fit_mnist(
     train_ds = training_dataset(*splits["train"], batch_size=batch_size, augment=augment, seed=seed)
     val_ds = make_dataset(*splits["val"], batch_size=512)
     steps_per_epoch = int(np.ceil(len(splits["train"][0]) / batch_size))
-    total = steps_per_epoch * epochs
-    warmup = min(steps_per_epoch, total // 2)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=learning_rate / 10,
-        decay_steps=max(1, total - warmup),
-        warmup_target=learning_rate,
-        warmup_steps=warmup,
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    compile_classifier(model, keras.optimizers.Adam(warmup_cosine(learning_rate, steps_per_epoch, epochs)))
     standard = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
         keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_accuracy", save_best_only=True),
