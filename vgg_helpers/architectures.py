@@ -62,6 +62,10 @@ def batchnorm(relu: bool = True) -> Layer:
     return Layer("bn", relu=relu, bias=False)
 
 
+# blog_vgg's keyword arguments `lrn` and `batchnorm` shadow the constructors above inside it.
+_lrn_layer, _batchnorm_layer = lrn, batchnorm
+
+
 def dense(units: int, relu: bool = True, scale: bool = True) -> Layer:
     return Layer("dense", units, relu=relu, scale=scale)
 
@@ -79,10 +83,6 @@ class Architecture:
     input_shape: tuple[int, int, int]
     pool_padding: str = "same"
     description: str = ""
-
-    @property
-    def conv_count(self) -> int:
-        return sum(layer.kind == "conv" for layer in self.layers)
 
     @property
     def weight_layers(self) -> int:
@@ -164,7 +164,7 @@ def blog_vgg(
     def weight_then_relu(layer: Layer) -> None:
         if batchnorm:
             layers.append(dataclasses.replace(layer, relu=False, bias=False))
-            layers.append(Layer("bn", relu=True, bias=False))
+            layers.append(_batchnorm_layer())
         else:
             layers.append(layer)
 
@@ -173,7 +173,7 @@ def blog_vgg(
         if level in pools:
             layers.append(pool())
         if lrn:
-            layers.append(Layer("lrn", relu=False, bias=False))
+            layers.append(_lrn_layer())
     for units in dense_units:
         weight_then_relu(dense(units))
         if dropout_rate:
