@@ -70,3 +70,31 @@ def test_resume_after_interruption(tmp_path):
 def test_fit_mnist_rejects_bad_settings(tmp_path):
     with pytest.raises(ValueError, match="must be positive"):
         fit_mnist(tiny_model(), tiny_splits(), tmp_path, epochs=0)
+
+
+def test_warmup_cosine_is_one_cycle():
+    from vgg_helpers.training import warmup_cosine
+
+    schedule = warmup_cosine(0.02, total_steps=100)
+    rates = np.array([float(schedule(step)) for step in range(101)])
+    assert rates[0] == pytest.approx(0.002)  # starts at a tenth of the peak
+    assert rates.argmax() == 25 and rates.max() == pytest.approx(0.02)  # peak after a quarter
+    assert rates[100] == pytest.approx(0.0002)  # ends at a hundredth of the peak
+    assert np.all(np.diff(rates[:26]) > 0) and np.all(np.diff(rates[25:]) < 0)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        warmup_cosine(0.02, total_steps=10, warmup_steps=10)
+
+
+def test_use_accelerator_sets_the_policy():
+    from vgg_helpers.training import use_accelerator
+
+    try:
+        assert "mixed_float16" in use_accelerator(has_gpu=True)
+        assert keras.mixed_precision.global_policy().name == "mixed_float16"
+        model = tiny_model()
+        assert model.layers[-1].compute_dtype == "float32"  # logits stay float32
+        assert model.layers[1].compute_dtype == "float16"
+        assert "float32" in use_accelerator(has_gpu=False)
+        assert keras.mixed_precision.global_policy().name == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

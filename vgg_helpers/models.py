@@ -91,12 +91,14 @@ def build_model(
                 x = keras.layers.Flatten(name="flatten")(x)
                 flattened = True
             n_dense += 1
+            is_logits = layer is arch.layers[-1]
             x = keras.layers.Dense(
                 units,
                 use_bias=layer.bias,
                 activation="relu" if layer.relu else None,
                 kernel_initializer=fresh(init),
                 name=f"fc{n_dense}",
+                dtype="float32" if is_logits else None,  # logits stay float32 under mixed precision
             )(x)
     return keras.Model(inputs, x, name=name or arch.name.replace(" ", "_"))
 

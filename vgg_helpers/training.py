@@ -1,4 +1,4 @@
-"""Training helpers: timing training steps (more arrives with notebook 04)."""
+"""Training helpers: compiling, schedules, timing steps, the data pipeline and a resumable ``fit_mnist``."""
 
 from __future__ import annotations
 
@@ -16,19 +16,54 @@ def compile_classifier(model: keras.Model, optimizer="adam", metrics=("accuracy"
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=list(metrics),
     )
+    # Create the optimizer's slots now, eagerly. Left to the first training step, they are created
+    # inside tf.function, which registers ~8 small graph functions per weight that TensorFlow never
+    # frees: measured here, each compile + fit of the ×1/8 VGG then kept 65 MB instead of 45 MB.
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
-def warmup_cosine(learning_rate: float, steps_per_epoch: int, epochs: int):
-    """Linear warm-up from ``learning_rate / 10`` over the first epoch, then cosine decay to 0."""
-    total = steps_per_epoch * epochs
-    warmup = min(steps_per_epoch, total // 2)
+def warmup_cosine(learning_rate: float, total_steps: int, warmup_steps: int | None = None):
+    """One cycle: linear warm-up from ``learning_rate / 10`` to ``learning_rate``, then cosine decay to
+    ``learning_rate / 100``. The warm-up lasts a quarter of the run unless ``warmup_steps`` says otherwise.
+
+    The warm-up lets a high peak rate through the first steps, when BatchNorm's statistics and
+    Adam's moment estimates are still settling; the decay at the end is where the last fraction of a
+    percent of accuracy comes from (visible in the learning curves of notebook 04).
+    """
+    if total_steps < 2:
+        raise ValueError(f"a schedule needs at least 2 steps, got total_steps={total_steps}.")
+    warmup = total_steps // 4 if warmup_steps is None else warmup_steps
+    if not 0 <= warmup < total_steps:
+        raise ValueError(f"warmup_steps must be in [0, {total_steps}), got {warmup}.")
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=learning_rate / 10,
-        decay_steps=max(1, total - warmup),
+        decay_steps=total_steps - warmup,
+        alpha=0.01,
         warmup_target=learning_rate,
         warmup_steps=warmup,
     )
+
+
+def use_accelerator(has_gpu: bool | None = None) -> str:
+    """Switch on what speeds training up on this device; return a sentence saying what is on.
+
+    On a GPU: the ``mixed_float16`` dtype policy (float16 maths on tensor cores, float32 weights;
+    Keras adds loss scaling and :func:`~vgg_helpers.models.build_model` keeps the logits float32).
+    XLA needs nothing: Keras' ``jit_compile="auto"`` compiles with XLA when a GPU is present and
+    not on a CPU, where it measured *slower* here (751 against 1,539 images/s for the ×1/8 VGG).
+    On a CPU: float32, no XLA; oneDNN (on by default) does the fast convolutions.
+    Call it before building the model.
+    """
+    from vgg_helpers.runtime import gpu_names
+
+    if has_gpu is None:
+        has_gpu = bool(gpu_names())
+    if has_gpu:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        return "GPU: mixed_float16 policy on; XLA on (Keras' jit_compile='auto')."
+    keras.mixed_precision.set_global_policy("float32")
+    return "CPU: float32, no XLA (Keras' jit_compile='auto' leaves it off on a CPU); oneDNN convolutions."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +188,8 @@ def fit_mnist(
     train_ds = training_dataset(*splits["train"], batch_size=batch_size, augment=augment, seed=seed)
     val_ds = make_dataset(*splits["val"], batch_size=512)
     steps_per_epoch = int(np.ceil(len(splits["train"][0]) / batch_size))
-    compile_classifier(model, keras.optimizers.Adam(warmup_cosine(learning_rate, steps_per_epoch, epochs)))
+    total = steps_per_epoch * epochs
+    compile_classifier(model, keras.optimizers.Adam(warmup_cosine(learning_rate, total, min(steps_per_epoch, total // 4))))
     standard = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
         keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_accuracy", save_best_only=True),
@@ -162,3 +198,28 @@ def fit_mnist(
     return model.fit(
         train_ds, validation_data=val_ds, epochs=epochs, shuffle=False, callbacks=standard + list(callbacks), verbose=verbose
     )
+
+
+def learning_rate_sweep(build, splits: dict, rates, steps: int, batch_size: int = 128, seed: int = 0) -> dict:
+    """Train a fresh ``build()`` model for ``steps`` steps at each peak rate (Adam, one cycle) and
+    return ``{rate: validation accuracy}``. The same seed gives every run the same initial weights
+    and the same batches, so only the rate differs.
+    """
+    from vgg_helpers.data import make_dataset
+
+    rates = [float(r) for r in rates]
+    if not rates or min(rates) <= 0:
+        raise ValueError(f"rates must be a non-empty list of positive numbers, got {rates}.")
+    if steps < 2:
+        raise ValueError(f"steps must be at least 2, got {steps}.")
+    val_ds = make_dataset(*splits["val"], batch_size=1000)
+    results = {}
+    for rate in rates:
+        keras.utils.set_random_seed(seed)
+        model = build()
+        compile_classifier(model, keras.optimizers.Adam(warmup_cosine(rate, steps)))
+        train_ds = training_dataset(*splits["train"], batch_size=batch_size, augment=False, seed=seed).repeat()
+        model.fit(train_ds, steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)
+        results[rate] = float(model.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
+        del model
+    return results
