@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 #: Matplotlib settings applied by ``vgg_helpers.setup()``: large fonts for a projector.
@@ -210,6 +211,188 @@ def plot_curves(runs: dict, title: str = "", smooth: int = 1):
     ax_acc.set_ylabel("training accuracy" + (f" ({smooth}-step mean)" if smooth > 1 else ""))
     ax_acc.set_ylim(0, 1)
     ax_acc.legend(frameon=False, fontsize=10)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --- Training and evaluation (notebook 04) ------------------------------------------------------------
+
+
+def plot_history(history: dict, title: str = "", fig=None):
+    """Train and validation loss (log scale) and accuracy per epoch, from a Keras ``History.history``."""
+    import matplotlib.pyplot as plt
+
+    if fig is None:
+        fig = plt.figure(figsize=(13, 4.8))
+    fig.clear()
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    epochs = np.arange(1, len(history.get("loss", [])) + 1)
+    for key, label, style in (("", "training", "o-"), ("val_", "validation", "s--")):
+        if history.get(f"{key}loss"):
+            ax_loss.plot(epochs, history[f"{key}loss"], style, label=label)
+        if history.get(f"{key}accuracy"):
+            ax_acc.plot(epochs, 100 * np.asarray(history[f"{key}accuracy"]), style, label=label)
+    ax_loss.set_yscale("log")
+    ax_loss.set_ylabel("loss (log scale)")
+    ax_acc.set_ylabel("accuracy (%)")
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("epoch")
+        if len(epochs):
+            ax.set_xticks(epochs)
+        ax.legend(frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+class LiveHistory(keras.callbacks.Callback):
+    """A Keras callback that redraws :func:`plot_history` in place after every epoch (one output, no log spam)."""
+
+    def __init__(self, title: str = ""):
+        super().__init__()
+        self.title = title
+        self.history: dict[str, list[float]] = {}
+        self._handle = None
+        self._fig = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        if self._fig is None:
+            self._fig = plt.figure(figsize=(13, 4.8))
+            plt.close(self._fig)  # shown through the display handle only, not again at the end of the cell
+        plot_history(self.history, f"{self.title} — after epoch {epoch + 1}".strip(" —"), fig=self._fig)
+        if self._handle is None:
+            self._handle = display(self._fig, display_id=True)
+        else:
+            self._handle.update(self._fig)
+
+
+def plot_confusion(labels, predictions, classes: int = 10, title: str = ""):
+    """Confusion matrix of counts; the diagonal (correct) is greyed so the errors stand out."""
+    import matplotlib.pyplot as plt
+
+    matrix = confusion_matrix(labels, predictions, classes)
+    errors = matrix.copy()
+    np.fill_diagonal(errors, 0)
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    image = ax.imshow(errors, cmap="Reds", vmin=0)
+    for i in range(classes):
+        for j in range(classes):
+            if matrix[i, j]:
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=10, color="grey" if i == j else "black")
+    ax.set_xticks(range(classes))
+    ax.set_yticks(range(classes))
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    fig.colorbar(image, ax=ax, label="errors (off the diagonal)")
+    ax.set_title(title or f"{errors.sum()} errors in {matrix.sum():,} test images")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(labels, predictions, classes: int = 10) -> np.ndarray:
+    """``matrix[true, predicted]`` = number of images."""
+    labels, predictions = np.asarray(labels, dtype=int), np.asarray(predictions, dtype=int)
+    if labels.shape != predictions.shape:
+        raise ValueError(f"labels and predictions differ in shape: {labels.shape} vs {predictions.shape}.")
+    return np.bincount(labels * classes + predictions, minlength=classes * classes).reshape(classes, classes)
+
+
+def plot_per_class_accuracy(labels, predictions, classes: int = 10, title: str = ""):
+    """Accuracy per true digit, with the overall accuracy as a line."""
+    import matplotlib.pyplot as plt
+
+    matrix = confusion_matrix(labels, predictions, classes)
+    per_class = 100 * np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)
+    overall = 100 * np.trace(matrix) / matrix.sum()
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.bar(range(classes), per_class, color="tab:blue")
+    ax.axhline(overall, color="black", ls="--", label=f"all digits: {overall:.2f}%")
+    for i, value in enumerate(per_class):
+        ax.text(i, value, f"{value:.1f}", ha="center", va="bottom", fontsize=11)
+    ax.set_ylim(max(0.0, per_class.min() - 2), 100.5)
+    ax.set_xticks(range(classes))
+    ax.set_xlabel("true digit")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(frameon=False, loc="lower left")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_misclassified(images, labels, probabilities, n: int = 12, cols: int = 6, order: str = "first", title: str = ""):
+    """Misclassified digits, each over a bar chart of its predicted probabilities (green: the true
+    digit, red: the prediction). ``order="first"`` shows the first ``n`` mistakes in test-set order
+    (an unbiased sample); ``"confident"`` the ``n`` the network was surest of.
+    """
+    import matplotlib.pyplot as plt
+
+    if order not in ("first", "confident"):
+        raise ValueError(f"order must be 'first' or 'confident', got {order!r}.")
+    probabilities = np.asarray(probabilities)
+    labels = np.asarray(labels, dtype=int)
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    if len(wrong) == 0:
+        raise ValueError("no misclassified images to show: every prediction is correct.")
+    if order == "confident":
+        wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")]
+    wrong = wrong[:n]
+    rows = int(np.ceil(len(wrong) / cols))
+    fig, axes = plt.subplots(
+        2 * rows, cols, figsize=(cols * 2.2, rows * 3.6), squeeze=False, gridspec_kw={"height_ratios": [2.2, 1] * rows}
+    )
+    for ax in axes.ravel():
+        ax.axis("off")
+    for k, i in enumerate(wrong):
+        r, c = divmod(k, cols)
+        ax_img, ax_bar = axes[2 * r, c], axes[2 * r + 1, c]
+        ax_img.imshow(np.asarray(images[i]).squeeze(), cmap="gray_r", vmin=0)
+        ax_img.set_title(f"true {labels[i]}, said {predicted[i]}", fontsize=12, color="crimson")
+        ax_bar.axis("on")
+        colors = ["tab:green" if d == labels[i] else "crimson" if d == predicted[i] else "lightgrey" for d in range(10)]
+        ax_bar.bar(range(10), probabilities[i], color=colors)
+        ax_bar.set_ylim(0, 1)
+        ax_bar.set_xticks(range(10))
+        ax_bar.tick_params(labelsize=9, pad=1)
+        ax_bar.set_yticks([0, 1])
+    which = "first" if order == "first" else "most confident"
+    n_wrong = int((predicted != labels).sum())
+    fig.suptitle(title or f"The {which} {len(wrong)} of {n_wrong} mistakes, with the predicted probability of each digit")
+    fig.tight_layout(h_pad=1.2)
+    return fig
+
+
+def plot_level_comparison(before, after, levels, per_level: int = 6, title: str = ""):
+    """Selected conv levels of one image, side by side: ``before[i]`` and ``after[i]`` are the
+    ``(h, w, c)`` maps of level ``levels[i]`` (1-based) of two networks, e.g. untrained and trained."""
+    import matplotlib.pyplot as plt
+
+    if not len(before) == len(after) == len(levels):
+        raise ValueError(f"need one map per level for both networks, got {len(before)}, {len(after)} and {len(levels)} levels.")
+    rows, cols = len(levels), 2 * per_level + 1
+    widths = [1] * per_level + [0.35] + [1] * per_level
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(cols * 0.95, rows * 1.05 + 1.0), squeeze=False, gridspec_kw={"width_ratios": widths}
+    )
+    for r, (level, left, right) in enumerate(zip(levels, before, after, strict=True)):
+        for block, maps in ((0, np.asarray(left)), (per_level + 1, np.asarray(right))):
+            for i in range(per_level):
+                ax = axes[r, block + i]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if i < maps.shape[-1]:
+                    ax.imshow(maps[..., i], cmap="viridis")
+        axes[r, per_level].axis("off")
+        shape = np.asarray(left).shape
+        axes[r, 0].set_ylabel(f"level {level}\n{shape[0]}×{shape[1]}", rotation=0, ha="right", va="center", fontsize=11)
+    axes[0, per_level // 2].set_title("before training", fontsize=14, loc="left")
+    axes[0, per_level + 1 + per_level // 2].set_title("after training", fontsize=14, loc="left")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
