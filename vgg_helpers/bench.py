@@ -2,20 +2,22 @@
 
 In one process, one after the other, it trains (a) the blog's 16-conv topology with the fixes of
 notebook 03 (He init, BatchNorm, no LRN) at the budget's width and (b) the Keras example convnet,
-on the same data pipeline, evaluating test accuracy after every epoch (outside the training clock).
+on the same data pipeline, evaluating test accuracy 8 times per epoch (outside the training clock).
 It prints one table — parameters, MACs per image, training images/s, seconds of training to reach
 the target accuracy, best accuracy, peak memory — and the ratio of (a)'s time-to-target to (b)'s.
 Then it times a few training steps of the full-width blog model and extrapolates an epoch.
 
     python -m vgg_helpers.bench                 # this machine's budget (cpu or gpu)
-    python -m vgg_helpers.bench --epochs 6 --width 0.125
+    python -m vgg_helpers.bench --vgg-epochs 2 --width 0.0625 --learning-rate 0.01
     python -m vgg_helpers.bench --quick         # small subset, one epoch: checks it runs
+    python -m vgg_helpers.bench --notebooks notebooks/*.ipynb   # each notebook's peak memory and time
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import resource
 import sys
 import time
@@ -29,20 +31,33 @@ class BenchResult:
     name: str
     params: int
     macs: int
-    epochs: int
+    epochs: float  #: passes over the training set
     train_seconds: float
     images_per_second: float
-    accuracies: list  #: test accuracy after each epoch
+    accuracies: list  #: test accuracy after each evaluation interval
+    interval_seconds: list  #: training seconds of each evaluation interval
     seconds_to_target: float | None  #: training seconds until the test accuracy first reached the target
     peak_rss_mb: float  #: the process's peak resident memory after this run
+    examples_per_eval: int = 0  #: training images between two evaluations
+
+    @property
+    def examples_seen(self) -> np.ndarray:
+        """Training images seen at each evaluation."""
+        return self.examples_per_eval * np.arange(1, len(self.accuracies) + 1)
+
+    @property
+    def elapsed_seconds(self) -> np.ndarray:
+        """Training seconds at each evaluation."""
+        return np.cumsum(self.interval_seconds)
 
     @property
     def best_accuracy(self) -> float:
         return max(self.accuracies)
 
 
-class _EpochClock(keras.callbacks.Callback):
-    """Training time per epoch, and test accuracy after each epoch, evaluated off the clock."""
+class _EvalClock(keras.callbacks.Callback):
+    """Training time of each Keras "epoch" (here: one evaluation interval), and the test accuracy
+    after it, evaluated off the clock."""
 
     def __init__(self, test_ds):
         super().__init__()
@@ -63,31 +78,38 @@ def _peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
-def run_one(name, model, splits, epochs, batch_size, learning_rate, schedule, target) -> BenchResult:
-    """Train ``model`` for ``epochs`` with Adam on the shared pipeline; measure it."""
+def run_one(name, model, splits, epochs, batch_size, learning_rate, schedule, target, evals_per_epoch=8) -> BenchResult:
+    """Train ``model`` with Adam for ``epochs`` passes on the shared pipeline, evaluating the test
+    accuracy ``evals_per_epoch`` times per pass; ``schedule`` is "one-cycle" or "constant"."""
     from vgg_helpers.data import make_dataset
     from vgg_helpers.models import conv_macs
     from vgg_helpers.training import compile_classifier, training_dataset, warmup_cosine
 
-    train_ds = training_dataset(*splits["train"], batch_size=batch_size, augment=False)
-    test_ds = make_dataset(*splits["test"], batch_size=500)
+    if epochs < 1 or evals_per_epoch < 1:
+        raise ValueError(f"epochs and evals_per_epoch must be at least 1, got {epochs} and {evals_per_epoch}.")
+    train_ds = training_dataset(*splits["train"], batch_size=batch_size, augment=False).repeat()
+    test_ds = make_dataset(*splits["test"], batch_size=1000)
     steps_per_epoch = int(np.ceil(len(splits["train"][0]) / batch_size))
-    lr = warmup_cosine(learning_rate, steps_per_epoch, epochs) if schedule == "cosine" else learning_rate
+    interval = int(np.ceil(steps_per_epoch / evals_per_epoch))
+    total = interval * evals_per_epoch * epochs  # at least `epochs` passes, one evaluation every `interval` steps
+    lr = warmup_cosine(learning_rate, total) if schedule == "one-cycle" else learning_rate
     compile_classifier(model, keras.optimizers.Adam(lr))
-    clock = _EpochClock(test_ds)
-    model.fit(train_ds, epochs=epochs, shuffle=False, verbose=0, callbacks=[clock])
+    clock = _EvalClock(test_ds)
+    model.fit(train_ds, steps_per_epoch=interval, epochs=total // interval, shuffle=False, verbose=0, callbacks=[clock])
     elapsed = np.cumsum(clock.seconds)
     reached = [t for t, acc in zip(elapsed, clock.accuracies, strict=True) if acc >= target]
     return BenchResult(
         name=name,
         params=model.count_params(),
         macs=conv_macs(model),
-        epochs=epochs,
+        epochs=total / steps_per_epoch,
         train_seconds=float(elapsed[-1]),
-        images_per_second=len(splits["train"][0]) * epochs / float(elapsed[-1]),
+        images_per_second=total * batch_size / float(elapsed[-1]),
         accuracies=clock.accuracies,
+        interval_seconds=clock.seconds,
         seconds_to_target=float(reached[0]) if reached else None,
         peak_rss_mb=_peak_rss_mb(),
+        examples_per_eval=interval * batch_size,
     )
 
 
@@ -105,7 +127,7 @@ def format_table(results: list[BenchResult], target: float) -> str:
                 f"{r.images_per_second:,.0f}",
                 to_target,
                 f"{r.best_accuracy:.2%}",
-                str(r.epochs),
+                f"{r.epochs:.3g}",
                 f"{r.peak_rss_mb:,.0f}",
             )
         )
@@ -123,6 +145,74 @@ def time_ratio(results: list[BenchResult]) -> float | None:
     return None if a is None or b is None else a / b
 
 
+# --- Notebooks: peak memory and wall time ---------------------------------------------------------
+
+
+@dataclasses.dataclass
+class NotebookRun:
+    name: str
+    budget: str
+    peak_rss_mb: float  #: the kernel's peak resident memory (VmHWM), Linux only; nan elsewhere
+    wall_seconds: float
+    error: str = ""
+
+
+def _kernel_peak_mb(pid: int | None) -> float:
+    try:
+        status = open(f"/proc/{pid}/status").read()  # noqa: SIM115 - one short read
+    except (OSError, TypeError):
+        return float("nan")
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_notebook(path, budget: str = "cpu", timeout: int = 1800) -> NotebookRun:
+    """Execute a notebook top to bottom in a fresh kernel with ``VGG_BUDGET=budget`` (outputs are
+    not written back) and measure the kernel's peak resident memory and the wall time."""
+    import os
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    previous = os.environ.get("VGG_BUDGET")
+    os.environ["VGG_BUDGET"] = budget  # the kernel inherits this process's environment
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    start, error, peak = time.perf_counter(), "", float("nan")
+    try:
+        with client.setup_kernel():
+            pid = getattr(getattr(client.km, "provisioner", None), "pid", None)
+            pid = pid or getattr(getattr(getattr(client.km, "provisioner", None), "process", None), "pid", None)
+            try:
+                for index, cell in enumerate(nb.cells):
+                    client.execute_cell(cell, index)
+            except CellExecutionError as err:
+                error = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()[-1][:200]  # no terminal colours
+            peak = _kernel_peak_mb(pid)
+    finally:
+        if previous is None:
+            os.environ.pop("VGG_BUDGET", None)
+        else:
+            os.environ["VGG_BUDGET"] = previous
+    return NotebookRun(path.stem, budget, peak, time.perf_counter() - start, error)
+
+
+def format_notebook_table(runs: list[NotebookRun], limit_mb: float | None = None) -> str:
+    """One row per notebook: budget, peak memory, wall time, and whether it passed (and kept under ``limit_mb``)."""
+    lines = [f"{'notebook':<28} {'budget':<6} {'peak MB':>8} {'wall s':>7}  result", "-" * 64]
+    for r in runs:
+        result = f"error: {r.error}" if r.error else "ok"
+        if not r.error and limit_mb is not None and r.peak_rss_mb > limit_mb:
+            result = f"over {limit_mb:,.0f} MB"
+        lines.append(f"{r.name:<28} {r.budget:<6} {r.peak_rss_mb:8,.0f} {r.wall_seconds:7.0f}  {result}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     from vgg_helpers.architectures import blog_vgg
     from vgg_helpers.data import mnist_splits
@@ -131,36 +221,71 @@ def main(argv=None) -> int:
     from vgg_helpers.training import time_train_steps
 
     parser = argparse.ArgumentParser(prog="python -m vgg_helpers.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, help="epochs for both models (default: the budget's)")
+    parser.add_argument("--vgg-epochs", type=int, default=1, help="length of the VGG's one-cycle schedule in epochs (default 1)")
+    parser.add_argument(
+        "--epochs", type=int, default=10, help="epochs of the Keras convnet, constant rate as in its example (default 10)"
+    )
     parser.add_argument("--width", type=float, help="VGG width multiplier (default: the budget's)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=3e-3, help="VGG's peak Adam learning rate (cosine schedule)")
+    parser.add_argument("--learning-rate", type=float, default=2e-2, help="VGG's peak Adam learning rate (default 0.02)")
+    parser.add_argument("--evals-per-epoch", type=int, default=8, help="test evaluations per epoch (default 8)")
     parser.add_argument("--target", type=float, default=0.99, help="test accuracy to time (default 0.99)")
-    parser.add_argument("--quick", action="store_true", help="fast budget: small subset, 1 epoch (checks it runs)")
+    parser.add_argument("--quick", action="store_true", help="fast budget's sizes, 1 epoch each (checks that it runs)")
     parser.add_argument("--skip-full-width", action="store_true", help="do not time the full-width blog model")
+    parser.add_argument(
+        "--notebooks", nargs="+", metavar="NOTEBOOK", help="instead: run these notebooks, report each kernel's peak memory"
+    )
+    parser.add_argument("--budget", default="cpu", help="budget for --notebooks (default cpu)")
+    parser.add_argument("--limit-mb", type=float, default=1536, help="memory limit for --notebooks (default 1536 = 1.5 GB)")
     args = parser.parse_args(argv)
+
+    if args.notebooks:
+        runs = []
+        for path in sorted(args.notebooks):
+            runs.append(run_notebook(path, budget=args.budget))
+            print(format_notebook_table(runs[-1:], args.limit_mb).splitlines()[-1], flush=True)
+        print()
+        print(format_notebook_table(runs, args.limit_mb))
+        failed = [r for r in runs if r.error or r.peak_rss_mb > args.limit_mb]
+        return 1 if failed else 0
 
     budget = setup()
     if args.quick:
         budget = BUDGETS["fast"]
+        args.vgg_epochs = args.epochs = 1
+        args.evals_per_epoch = min(args.evals_per_epoch, 2)
         print("quick mode: the fast budget's sizes; the numbers check that it runs, they are not results")
-    epochs = args.epochs or budget.epochs
     width = args.width or budget.width
     splits = mnist_splits(budget)
     n_train, n_test = len(splits["train"][0]), len(splits["test"][0])
-    plural = "s" if epochs > 1 else ""
-    print(f"{n_train:,} training images, {n_test:,} test images, batch {args.batch_size}, {epochs} epoch{plural}")
+    print(
+        f"{n_train:,} training images, {n_test:,} test images, batch {args.batch_size}, "
+        f"test accuracy measured {args.evals_per_epoch}× per epoch off the clock"
+    )
 
     keras.utils.set_random_seed(0)
     vgg = build_model(blog_vgg(lrn=False, batchnorm=True), width=width, initializer="he_normal", bn_momentum=budget.bn_momentum)
+    common = dict(splits=splits, batch_size=args.batch_size, target=args.target, evals_per_epoch=args.evals_per_epoch)
     results = [
         run_one(
-            f"(a) VGG 16-conv He+BN ×{width:g}", vgg, splits, epochs, args.batch_size, args.learning_rate, "cosine", args.target
+            f"(a) VGG 16-conv He+BN ×{width:g}, Adam one-cycle {args.learning_rate:g}",
+            vgg,
+            epochs=args.vgg_epochs,
+            learning_rate=args.learning_rate,
+            schedule="one-cycle",
+            **common,
         )
     ]
     keras.utils.set_random_seed(0)
     results.append(
-        run_one("(b) Keras simple convnet", simple_convnet(), splits, epochs, args.batch_size, 1e-3, "constant", args.target)
+        run_one(
+            "(b) Keras simple convnet, Adam 0.001",
+            simple_convnet(),
+            epochs=args.epochs,
+            learning_rate=1e-3,
+            schedule="constant",
+            **common,
+        )
     )
     print()
     print(format_table(results, args.target))
