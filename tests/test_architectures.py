@@ -200,3 +200,20 @@ def test_lrn_model_saves_and_loads_in_safe_mode(tmp_path):
     lrn = [layer for layer in loaded.layers if isinstance(layer, LocalResponseNormalization)]
     assert len(lrn) == 16 and lrn[0].alpha == pytest.approx(0.001 / 9)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)
+
+
+def test_blog_alexnet_at_28x28():
+    from vgg_helpers.architectures import blog_alexnet
+
+    arch = blog_alexnet()
+    table = layer_table(arch)
+    convs = [r for r in table if r.kind == "conv"]
+    assert [r.output_shape for r in convs] == [(28, 28, 64), (14, 14, 128), (7, 7, 256)]
+    pools = [r.output_shape for r in table if r.kind == "pool"]
+    assert pools == [(14, 14, 64), (7, 7, 128), (4, 4, 256)]  # 'same' pooling: 7 → 4
+    # conv 640 + 73,856 + 295,168; dense 4096·1024 + 1024, 1024² + 1024, 1024·10 + 10
+    assert table.total("params") == 5_624_842
+    assert build_model(arch, initializer="blog").count_params() == 5_624_842
+    fixed = build_model(blog_alexnet(lrn=False, batchnorm=True), width=1 / 8)
+    assert fixed.count_params() == layer_table(blog_alexnet(lrn=False, batchnorm=True), 1 / 8).total("params")
+    assert not any("lrn" in layer.name for layer in fixed.layers)

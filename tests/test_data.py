@@ -249,3 +249,60 @@ def test_corrupted_copy_of_real_mnist_is_refused(tmp_path):
     target.write_bytes(gzip.compress(bytes(raw)) if target.suffix == ".gz" else bytes(raw))
     with pytest.raises(ValueError, match="train-labels-idx1-ubyte.* failed its checksum"):
         load_mnist(tmp_path)
+
+
+# --- The TF1 reader shim (notebook 05) ---------------------------------------------------------
+
+
+def _tiny(n=10):
+    x = np.zeros((n, 28, 28), np.uint8)
+    x[:, 0, 0] = np.arange(n)  # each image carries its index in its first pixel
+    x[:, 1, 1] = 255
+    return x, (np.arange(n) % 10).astype(np.uint8)
+
+
+def test_tf1_dataset_shapes_and_one_hot():
+    from vgg_helpers.data import Tf1DataSet
+
+    ds = Tf1DataSet(*_tiny())
+    images, labels = ds.next_batch(4)
+    assert images.shape == (4, 784) and images.dtype == np.float32
+    assert images.max() == 1.0 and images.min() == 0.0
+    assert labels.shape == (4, 10) and labels.dtype == np.float32
+    assert np.array_equal(labels.sum(axis=1), np.ones(4))
+    index = np.round(images[:, 0] * 255).astype(int)
+    assert np.array_equal(labels.argmax(axis=1), index % 10)  # labels travel with their images
+    _, plain = Tf1DataSet(*_tiny(), one_hot=False).next_batch(3)
+    assert plain.shape == (3,)
+
+
+def test_tf1_dataset_sees_every_example_once_per_epoch_and_reshuffles():
+    from vgg_helpers.data import Tf1DataSet
+
+    ds = Tf1DataSet(*_tiny(10), seed=3)
+    seen = [np.round(ds.next_batch(4)[0][:, 0] * 255).astype(int) for _ in range(5)]  # 20 = 2 epochs
+    order = np.concatenate(seen)
+    first, second = order[:10], order[10:]
+    assert sorted(first) == list(range(10)) and sorted(second) == list(range(10))
+    assert not np.array_equal(first, second)  # shuffled again for the second epoch
+    assert not np.array_equal(first, np.arange(10))  # and shuffled before the first
+    assert ds.epochs_completed == 2
+    assert len(seen[2]) == 4  # the batch crossing the epoch's end is still full
+
+
+def test_tf1_dataset_rejects_bad_input():
+    from vgg_helpers.data import Tf1DataSet
+
+    with pytest.raises(ValueError, match="uint8"):
+        Tf1DataSet(np.zeros((4, 28, 28), np.float32), np.zeros(4))
+    with pytest.raises(ValueError, match="batch_size"):
+        Tf1DataSet(*_tiny()).next_batch(11)
+
+
+def test_read_data_sets_names_the_splits():
+    from vgg_helpers.data import read_data_sets
+
+    x, y = _tiny(10)
+    mnist = read_data_sets({"train": (x, y), "val": (x[:4], y[:4]), "test": (x[:6], y[:6])})
+    assert (mnist.train.num_examples, mnist.validation.num_examples, mnist.test.num_examples) == (10, 4, 6)
+    assert mnist.test.labels.shape == (6, 10)

@@ -3,7 +3,9 @@
 Start every notebook with ``budget = vgg_helpers.setup(requires=...)``. The submodules:
 ``runtime`` (budgets, quiet TensorFlow import), ``data`` (MNIST and ``tf.data``),
 ``architectures`` (VGG configs as data, layer tables, the LRN layer), ``models`` (Keras
-builders), ``plots`` (figures), ``exercises`` (self-checks).
+builders), ``diagnostics`` (initial loss, per-layer scales), ``training`` (schedules, the
+pipeline, resumable ``fit_mnist``), ``plots`` (figures), ``widgets`` (explorers), ``exercises``
+(self-checks). ``bench`` (``python -m vgg_helpers.bench``) is imported on demand.
 """
 
 from vgg_helpers._version import __version__

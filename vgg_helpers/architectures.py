@@ -185,6 +185,47 @@ def blog_vgg(
     return Architecture("blog VGG", tuple(layers), tuple(input_shape), pool_padding, "; ".join(parts))
 
 
+#: Filters of the three conv levels of the TensorFlow-Examples AlexNet the blog started from.
+ALEXNET_WIDTHS = (64, 128, 256)
+
+
+def blog_alexnet(
+    widths: Sequence[int] = ALEXNET_WIDTHS,
+    lrn: bool = True,
+    batchnorm: bool = False,
+    dense_units: Sequence[int] = (1024, 1024),
+    dropout_rate: float = 0.25,
+    classes: int = 10,
+    input_shape=(28, 28, 1),
+) -> Architecture:
+    """The "AlexNet" for 28×28 MNIST of the TensorFlow-Examples project that the blog derived its VGG
+    from: three levels of conv 3×3 + ReLU, 2×2 max-pool ('same'), LRN and dropout (keep 0.75), then
+    dense 1024 → 1024 → classes. 5,624,842 parameters at full width. ``batchnorm=True`` puts BatchNorm
+    between each conv/dense and its ReLU, as :func:`blog_vgg` does.
+    """
+    layers: list[Layer] = []
+
+    def weight_then_relu(layer: Layer) -> None:
+        if batchnorm:
+            layers.append(dataclasses.replace(layer, relu=False, bias=False))
+            layers.append(_batchnorm_layer())
+        else:
+            layers.append(layer)
+
+    for filters in widths:
+        weight_then_relu(conv(filters))
+        layers.append(pool())
+        if lrn:
+            layers.append(_lrn_layer())
+        if dropout_rate:
+            layers.append(dropout(dropout_rate))
+    for units in dense_units:
+        weight_then_relu(dense(units))
+    layers.append(dense(classes, relu=False, scale=False))
+    parts = [f"{len(widths)} convs, a pool after each"] + (["LRN"] if lrn else []) + (["BatchNorm"] if batchnorm else [])
+    return Architecture("blog AlexNet", tuple(layers), tuple(input_shape), "same", "; ".join(parts))
+
+
 # --- Tables -------------------------------------------------------------------------------------
 
 

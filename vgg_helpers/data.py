@@ -237,3 +237,58 @@ def make_dataset(x, y, batch_size: int = 128, shuffle: bool = False, seed: int =
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# --- The TF1 tutorial reader, for running the blog's code (notebook 05) ---------------------------
+
+
+class Tf1DataSet:
+    """What ``tensorflow.examples.tutorials.mnist.input_data`` gave TF1 programs, over our arrays.
+
+    ``images`` are flattened float32 in [0, 1], shape ``(n, 784)``; ``labels`` are one-hot
+    ``(n, 10)`` float32 (or integers with ``one_hot=False``). :meth:`next_batch` behaves as the old
+    reader's did: the examples are shuffled before the first epoch and again at the start of each
+    new one, and a batch that crosses an epoch's end is the rest of that epoch plus the start of the
+    next, so every example is seen exactly once per epoch.
+    """
+
+    def __init__(self, x, y, one_hot: bool = True, seed: int = 0):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.dtype != np.uint8 or x.ndim != 3 or len(x) != len(y) or len(x) == 0:
+            raise ValueError(
+                f"expected uint8 images (n, 28, 28) and n labels, got {x.dtype} {x.shape} and {y.shape}: "
+                "pass arrays from vgg_helpers.data.mnist_splits or load_mnist."
+            )
+        self.images = x.reshape(len(x), -1).astype(np.float32) / 255.0
+        self.labels = np.eye(10, dtype=np.float32)[y] if one_hot else y.astype(np.int64)
+        self.num_examples = len(x)
+        self.epochs_completed = 0
+        self._rng = np.random.default_rng(seed)
+        self._order = self._rng.permutation(self.num_examples)
+        self._index = 0
+
+    def next_batch(self, batch_size: int):
+        """The next ``batch_size`` examples: ``(images, labels)``."""
+        if not 0 < batch_size <= self.num_examples:
+            raise ValueError(f"batch_size must be between 1 and {self.num_examples}, got {batch_size}.")
+        take = self._order[self._index : self._index + batch_size]
+        self._index += batch_size
+        if self._index >= self.num_examples:  # epoch done: reshuffle, fill up from the new epoch
+            self.epochs_completed += 1
+            missing = self._index - self.num_examples
+            self._order = self._rng.permutation(self.num_examples)
+            take = np.concatenate([take, self._order[:missing]])
+            self._index = missing
+        return self.images[take], self.labels[take]
+
+
+def read_data_sets(splits: dict, one_hot: bool = True, seed: int = 0):
+    """``mnist.train``, ``mnist.validation``, ``mnist.test`` as the TF1 tutorials' ``read_data_sets``
+    returned them, made from :func:`mnist_splits` (``splits["val"]`` becomes ``validation``)."""
+    import types
+
+    return types.SimpleNamespace(
+        train=Tf1DataSet(*splits["train"], one_hot=one_hot, seed=seed),
+        validation=Tf1DataSet(*splits["val"], one_hot=one_hot, seed=seed + 1),
+        test=Tf1DataSet(*splits["test"], one_hot=one_hot, seed=seed + 2),
+    )
