@@ -10,6 +10,16 @@ Y = np.array([0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 6, 
 X = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
 
 
+# 8 test images: two 4→9 mistakes, one 7→1; the label of 3 of the 8 comes second, of 1 comes third
+LABELS = np.array([4, 4, 7, 0, 1, 2, 3, 5])
+PREDICTED = np.array([9, 9, 1, 0, 1, 2, 3, 6])
+PROBS = np.full((8, 10), 0.01)
+PROBS[np.arange(8), PREDICTED] = 0.6
+PROBS[[0, 1, 2], LABELS[[0, 1, 2]]] = 0.3
+PROBS[7, LABELS[7]] = 0.02
+PROBS[7, 8] = 0.3
+
+
 def conv_stack(*kernels):
     return keras.Sequential(
         [keras.Input((28, 28, 1))] + [keras.layers.Conv2D(8, k, padding="same", activation="relu") for k in kernels]
@@ -27,6 +37,12 @@ CASES = [
     ("02-two-conv-level", {}, conv_stack(3, 3), conv_stack(3)),
     ("03-he-stddev", {}, float(np.sqrt(2 / 2304)), 0.01),
     ("03-logit-scale", {"measured": 9.66e5}, 1.31e6, 4.1e3),
+    ("04-steps-per-epoch", {"n_train": 55_000, "batch_size": 128}, 430, 429),
+    ("04-most-confused", {"labels": LABELS, "predictions": PREDICTED}, (4, 9), (7, 1)),
+    ("04-top2-accuracy", {"probabilities": PROBS, "labels": LABELS}, 0.875, 0.625),
+    ("05-adam-megabytes", {"params": 52_446_922}, 419.575376, 629.363064),
+    ("06-alexnet-params", {}, 5_624_842, 5_624_842 - 10_250),
+    ("06-best-network", {"final": {"VGG (fixed)": 0.98, "AlexNet (original)": 0.9}}, "VGG (fixed)", "AlexNet (original)"),
 ]
 
 

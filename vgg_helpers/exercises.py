@@ -179,3 +179,85 @@ def _logit_scale(answer, measured):
         "std(y) = √(n_in · Var[w] · E[x²]) three times, with n_in = 4096, Var[w] = 1, E[x²] ≈ 100 after "
         "the conv stack, and E[x²] = std²/2 after each ReLU."
     )
+
+
+# --- 04_training_mnist --------------------------------------------------------------------------
+
+
+@checker("04-steps-per-epoch")
+def _steps_per_epoch(answer, n_train, batch_size):
+    expected = -(-int(n_train) // int(batch_size))
+    assert isinstance(answer, (int, np.integer)), f"answer with a whole number of steps, not {answer!r}"
+    assert int(answer) == expected, (
+        f"{answer} steps would not see each of the {n_train:,} images exactly once. Hint: every step takes "
+        f"{batch_size} images and the last, smaller batch still counts as a step: round up."
+    )
+
+
+@checker("04-most-confused")
+def _most_confused(answer, labels, predictions):
+    labels, predictions = np.asarray(labels, dtype=int), np.asarray(predictions, dtype=int)
+    errors = np.zeros((10, 10), dtype=int)
+    np.add.at(errors, (labels, predictions), 1)
+    np.fill_diagonal(errors, 0)
+    assert isinstance(answer, tuple) and len(answer) == 2, f"answer with a (true digit, predicted digit) tuple, not {answer!r}"
+    true, said = int(answer[0]), int(answer[1])
+    assert true != said, "a pair with the same digit twice is a correct prediction, not a confusion. Hint: look off the diagonal."
+    assert errors[true, said] == errors.max(), (
+        f"the model said {said} for a true {true} {errors[true, said]} times; another pair happens "
+        f"{errors.max()} times. Hint: the largest off-diagonal entry of the confusion matrix, matrix[true, predicted]."
+    )
+
+
+@checker("04-top2-accuracy")
+def _top2_accuracy(answer, probabilities, labels):
+    probabilities, labels = np.asarray(probabilities), np.asarray(labels, dtype=int)
+    top2 = np.argsort(probabilities, axis=1)[:, -2:]
+    expected = float(np.mean((top2 == labels[:, None]).any(axis=1)))
+    top1 = float(np.mean(probabilities.argmax(axis=1) == labels))
+    assert abs(float(answer) - top1) > 1e-9 or top1 == expected, (
+        "that is the top-1 accuracy. Hint: count an image as right when its label is among the two "
+        "highest probabilities (np.argsort(probabilities, axis=1)[:, -2:])."
+    )
+    assert abs(float(answer) - expected) < 1e-6, (
+        f"{answer} is not it. Hint: a fraction between 0 and 1 — the share of images whose label is among "
+        "their two most probable digits."
+    )
+
+
+# --- 05_original_tf1_code -----------------------------------------------------------------------
+
+
+@checker("05-adam-megabytes")
+def _adam_megabytes(answer, params):
+    expected = 2 * int(params) * 4 / 1e6
+    assert abs(float(answer) - expected / 2) > 1e-6 * expected, (
+        "that is one running average. Hint: Adam keeps two per weight, m (the mean of the gradients) and v "
+        "(the mean of their squares)."
+    )
+    assert abs(float(answer) - expected) <= 0.01 * expected, (
+        f"{answer} MB is not it. Hint: two float32 numbers (4 bytes each) per parameter, in MB (10⁶ bytes)."
+    )
+
+
+# --- 06_vgg_vs_alexnet --------------------------------------------------------------------------
+
+
+@checker("06-alexnet-params")
+def _alexnet_params(answer):
+    from vgg_helpers.architectures import blog_alexnet, layer_table
+
+    expected = layer_table(blog_alexnet()).total("params")
+    assert int(answer) == expected, (
+        f"{int(answer):,} is not it. Hint: a 3×3 conv from c_in to c_out channels has 9·c_in·c_out weights + c_out "
+        "biases; after three 'same' pools the 28×28 image is 4×4×256 = 4,096 values, the input of the first dense layer."
+    )
+
+
+@checker("06-best-network")
+def _best_network(answer, final):
+    assert answer in final, f"{answer!r} is not one of the labels: {', '.join(final)}. Hint: use a key of `final`."
+    best = max(final.values())
+    assert final[answer] == best, (
+        f"{answer} reached {final[answer]:.2%}; another network reached {best:.2%}. Hint: max(final, key=final.get)."
+    )
