@@ -1,5 +1,7 @@
 """Training: augmentation, and resuming after an interruption without losing anything."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -50,21 +52,24 @@ class Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt(f"simulated disconnect after epoch {epoch + 1}")
 
 
-def test_resume_after_interruption(tmp_path):
+def test_resume_after_interruption(tmp_path, capsys):
     splits = tiny_splits()
     keras.utils.set_random_seed(0)
     with pytest.raises(KeyboardInterrupt):
         fit_mnist(tiny_model(), splits, tmp_path, epochs=3, batch_size=64, augment=False, callbacks=[Interrupt(0)], verbose=0)
     assert (tmp_path / "backup").exists() and (tmp_path / "best.keras").exists()
+    first_best = json.loads((tmp_path / "best.json").read_text())["val_accuracy"]
     # The same call again, with a fresh model, picks up where it stopped: epochs 2 and 3 only.
     history = fit_mnist(tiny_model(), splits, tmp_path, epochs=3, batch_size=64, augment=False, verbose=0)
+    assert "Resuming the unfinished run" in capsys.readouterr().out
     assert history.epoch == [1, 2]
     assert not (tmp_path / "backup").exists()  # removed once training finished
     best = keras.models.load_model(tmp_path / "best.keras")
     x_val = splits["val"][0][..., None].astype("float32") / 255
     accuracy = np.mean(best.predict(x_val, verbose=0).argmax(axis=1) == splits["val"][1])
-    # The best checkpoint is at least as good as every epoch seen after the resume (epoch 1 may be best).
-    assert accuracy >= max(history.history["val_accuracy"]) - 1e-6
+    # The best checkpoint is the best of all three epochs, the one before the interruption included.
+    assert accuracy == pytest.approx(max([first_best, *history.history["val_accuracy"]]), abs=1e-6)
+    assert json.loads((tmp_path / "best.json").read_text())["val_accuracy"] == pytest.approx(accuracy, abs=1e-6)
 
 
 def test_fit_mnist_rejects_bad_settings(tmp_path):

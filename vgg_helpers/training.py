@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 
 import keras
@@ -152,6 +153,19 @@ def training_dataset(x, y, batch_size: int, augment: bool = True, seed: int = 0)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+class _RecordBest(keras.callbacks.Callback):
+    """Writes the checkpoint's best monitored value after each epoch, so a resumed run keeps comparing
+    against it (a fresh ``ModelCheckpoint`` would otherwise overwrite a better ``best.keras``)."""
+
+    def __init__(self, checkpoint, path):
+        super().__init__()
+        self.checkpoint, self.path = checkpoint, path
+
+    def on_epoch_end(self, epoch, logs=None):
+        if np.isfinite(self.checkpoint.best):
+            self.path.write_text(json.dumps({"val_accuracy": float(self.checkpoint.best), "epoch": epoch + 1}))
+
+
 def fit_mnist(
     model: keras.Model,
     splits: dict,
@@ -171,7 +185,8 @@ def fit_mnist(
       while saving loses nothing): call again with the same ``run_dir`` after a disconnect and
       training resumes at the next epoch;
     - ``keras.callbacks.ModelCheckpoint`` keeps the best model by validation accuracy in
-      ``run_dir/best.keras``;
+      ``run_dir/best.keras`` (its score in ``run_dir/best.json``, so a resumed run only replaces it
+      with a better one);
     - :class:`~vgg_helpers.diagnostics.EarlyWarning` flags a bad first loss and stops on NaN.
 
     Returns the Keras ``History``.
@@ -190,9 +205,22 @@ def fit_mnist(
     steps_per_epoch = int(np.ceil(len(splits["train"][0]) / batch_size))
     total = steps_per_epoch * epochs
     compile_classifier(model, keras.optimizers.Adam(warmup_cosine(learning_rate, total, min(steps_per_epoch, total // 4))))
+    best_so_far = None
+    if (run_dir / "backup").exists():  # an unfinished run: BackupAndRestore resumes it
+        record = run_dir / "best.json"
+        best_so_far = json.loads(record.read_text())["val_accuracy"] if record.exists() else None
+        print(
+            f"Resuming the unfinished run in {run_dir / 'backup'} at its last completed epoch"
+            + (f" (best validation accuracy so far {best_so_far:.2%})" if best_so_far is not None else "")
+            + ". To start over instead, delete that folder."
+        )
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        str(run_dir / "best.keras"), monitor="val_accuracy", save_best_only=True, initial_value_threshold=best_so_far
+    )
     standard = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor="val_accuracy", save_best_only=True),
+        checkpoint,
+        _RecordBest(checkpoint, run_dir / "best.json"),
         EarlyWarning(),
     ]
     return model.fit(
