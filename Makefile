@@ -37,7 +37,7 @@ test: install lint test-widgets7
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check vgg_helpers tests
+	$(BIN)/ruff check vgg_helpers tests notebooks
 	$(BIN)/ruff format --check vgg_helpers tests
 
 # The widget tests again on ipywidgets 7.7.1 (Colab's), from a folder that shadows ipywidgets 8.
