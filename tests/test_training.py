@@ -72,6 +72,15 @@ def test_resume_after_interruption(tmp_path, capsys):
     assert json.loads((tmp_path / "best.json").read_text())["val_accuracy"] == pytest.approx(accuracy, abs=1e-6)
 
 
+def test_resume_refuses_another_configuration(tmp_path):
+    splits = tiny_splits()
+    with pytest.raises(KeyboardInterrupt):
+        fit_mnist(tiny_model(), splits, tmp_path, epochs=3, batch_size=64, augment=False, callbacks=[Interrupt(0)], verbose=0)
+    with pytest.raises(ValueError, match="another configuration"):
+        fit_mnist(tiny_model(), splits, tmp_path, epochs=5, batch_size=64, augment=False, verbose=0)
+    assert (tmp_path / "backup").exists()  # nothing lost: the unfinished run can still be resumed
+
+
 def test_fit_mnist_rejects_bad_settings(tmp_path):
     with pytest.raises(ValueError, match="must be positive"):
         fit_mnist(tiny_model(), tiny_splits(), tmp_path, epochs=0)

@@ -183,7 +183,8 @@ def fit_mnist(
     - Adam with a cosine schedule after a one-epoch linear warm-up;
     - ``keras.callbacks.BackupAndRestore`` in ``run_dir/backup`` (two copies, so an interruption
       while saving loses nothing): call again with the same ``run_dir`` after a disconnect and
-      training resumes at the next epoch;
+      training resumes at the next epoch (a ``ValueError`` instead if the unfinished run had another
+      configuration, recorded in ``run_dir/config.json``);
     - ``keras.callbacks.ModelCheckpoint`` keeps the best model by validation accuracy in
       ``run_dir/best.keras`` (its score in ``run_dir/best.json``, so a resumed run only replaces it
       with a better one);
@@ -205,8 +206,23 @@ def fit_mnist(
     steps_per_epoch = int(np.ceil(len(splits["train"][0]) / batch_size))
     total = steps_per_epoch * epochs
     compile_classifier(model, keras.optimizers.Adam(warmup_cosine(learning_rate, total, min(steps_per_epoch, total // 4))))
+    config = {
+        "parameters": model.count_params(),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": float(learning_rate),
+        "augment": bool(augment),
+        "train_examples": len(splits["train"][0]),
+    }
+    config_file = run_dir / "config.json"
     best_so_far = None
     if (run_dir / "backup").exists():  # an unfinished run: BackupAndRestore resumes it
+        previous = json.loads(config_file.read_text()) if config_file.exists() else None
+        if previous != config:
+            raise ValueError(
+                f"{run_dir} holds an unfinished run of another configuration ({previous}, now {config}): "
+                f"resuming it would mix the two. Delete {run_dir / 'backup'} to start over, or pass another run_dir."
+            )
         record = run_dir / "best.json"
         best_so_far = json.loads(record.read_text())["val_accuracy"] if record.exists() else None
         print(
@@ -214,6 +230,8 @@ def fit_mnist(
             + (f" (best validation accuracy so far {best_so_far:.2%})" if best_so_far is not None else "")
             + ". To start over instead, delete that folder."
         )
+    else:
+        config_file.write_text(json.dumps(config))
     checkpoint = keras.callbacks.ModelCheckpoint(
         str(run_dir / "best.keras"), monitor="val_accuracy", save_best_only=True, initial_value_threshold=best_so_far
     )
