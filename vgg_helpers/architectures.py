@@ -139,6 +139,16 @@ BLOG_WIDTHS = (64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 51
 BLOG_POOLS = (2, 4, 12)
 
 
+def _add_weight_layer(layers: list[Layer], layer: Layer, batchnorm: bool) -> None:
+    """Append a conv or dense layer; with ``batchnorm``, as weights only (no bias, no ReLU) followed by
+    BatchNorm + ReLU."""
+    if batchnorm:
+        layers.append(dataclasses.replace(layer, relu=False, bias=False))
+        layers.append(_batchnorm_layer())
+    else:
+        layers.append(layer)
+
+
 def blog_vgg(
     widths: Sequence[int] = BLOG_WIDTHS,
     pools: Iterable[int] = BLOG_POOLS,
@@ -161,21 +171,14 @@ def blog_vgg(
             raise ValueError(f"cannot pool after conv {p}: the network has conv levels 1 to {len(widths)}.")
     layers: list[Layer] = []
 
-    def weight_then_relu(layer: Layer) -> None:
-        if batchnorm:
-            layers.append(dataclasses.replace(layer, relu=False, bias=False))
-            layers.append(_batchnorm_layer())
-        else:
-            layers.append(layer)
-
     for level, filters in enumerate(widths, start=1):
-        weight_then_relu(conv(filters))
+        _add_weight_layer(layers, conv(filters), batchnorm)
         if level in pools:
             layers.append(pool())
         if lrn:
             layers.append(_lrn_layer())
     for units in dense_units:
-        weight_then_relu(dense(units))
+        _add_weight_layer(layers, dense(units), batchnorm)
         if dropout_rate:
             layers.append(dropout(dropout_rate))
     layers.append(dense(classes, relu=False, scale=False))
@@ -205,22 +208,15 @@ def blog_alexnet(
     """
     layers: list[Layer] = []
 
-    def weight_then_relu(layer: Layer) -> None:
-        if batchnorm:
-            layers.append(dataclasses.replace(layer, relu=False, bias=False))
-            layers.append(_batchnorm_layer())
-        else:
-            layers.append(layer)
-
     for filters in widths:
-        weight_then_relu(conv(filters))
+        _add_weight_layer(layers, conv(filters), batchnorm)
         layers.append(pool())
         if lrn:
             layers.append(_lrn_layer())
         if dropout_rate:
             layers.append(dropout(dropout_rate))
     for units in dense_units:
-        weight_then_relu(dense(units))
+        _add_weight_layer(layers, dense(units), batchnorm)
     layers.append(dense(classes, relu=False, scale=False))
     parts = [f"{len(widths)} convs, a pool after each"] + (["LRN"] if lrn else []) + (["BatchNorm"] if batchnorm else [])
     return Architecture("blog AlexNet", tuple(layers), tuple(input_shape), "same", "; ".join(parts))
