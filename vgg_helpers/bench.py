@@ -32,7 +32,6 @@ class BenchResult:
     params: int
     macs: int
     epochs: float  #: passes over the training set
-    train_seconds: float
     images_per_second: float
     accuracies: list  #: test accuracy after each evaluation interval
     interval_seconds: list  #: training seconds of each evaluation interval
@@ -49,6 +48,11 @@ class BenchResult:
     def elapsed_seconds(self) -> np.ndarray:
         """Training seconds at each evaluation."""
         return np.cumsum(self.interval_seconds)
+
+    @property
+    def train_seconds(self) -> float:
+        """Training seconds in all, evaluations excluded."""
+        return float(np.sum(self.interval_seconds))
 
     @property
     def best_accuracy(self) -> float:
@@ -103,7 +107,6 @@ def run_one(name, model, splits, epochs, batch_size, learning_rate, schedule, ta
         params=model.count_params(),
         macs=conv_macs(model),
         epochs=total / steps_per_epoch,
-        train_seconds=float(elapsed[-1]),
         images_per_second=total * batch_size / float(elapsed[-1]),
         accuracies=clock.accuracies,
         interval_seconds=clock.seconds,
