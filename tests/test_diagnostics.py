@@ -72,6 +72,16 @@ def test_scale_prediction_matches_measurement_for_random_weights():
     assert row.measured_std == pytest.approx(row.predicted_std, rel=0.1)  # ≈ 16 both
 
 
+def test_mean_and_variance_in_chunks_match_numpy_in_float64():
+    values = np.random.default_rng(2).normal(3.0, 2.0, size=(1000, 7)).astype("float32")
+    mean, variance = d._mean_and_variance(values, chunk=999)  # chunks that do not divide the size
+    exact = values.astype(np.float64)
+    assert mean == pytest.approx(exact.mean(), rel=1e-12) and variance == pytest.approx(exact.var(), rel=1e-9)
+    assert d._mean_and_variance(np.array([1.0, np.inf], "float32"))[1] == math.inf
+    with pytest.raises(ValueError, match="empty"):
+        d._mean_and_variance(np.zeros((0, 3)))
+
+
 def test_gradient_norms():
     norms = d.gradient_norms(tiny_model(), np.random.default_rng(0).random((4, 2, 2, 1)), np.array([0, 1, 2, 0]))
     assert set(norms) == {"conv1", "fc1"} and all(np.isfinite(v) and v > 0 for v in norms.values())

@@ -105,6 +105,74 @@ def test_plain_tensorflow_import_is_noisy():
     assert "oneDNN" in result.stderr or "absl" in result.stderr
 
 
+_FREE_A_BIG_TENSOR = """
+import vgg_helpers.runtime as runtime
+
+tf = runtime.import_tensorflow()
+
+
+def rss_mb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS"))
+
+
+before = rss_mb()
+x = tf.random.normal([100_000_000])  # 400 MB
+float(tf.reduce_sum(x))
+del x
+print(rss_mb() - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+@pytest.mark.parametrize(("setting", "returned"), [(None, True), ("0", False)])
+def test_freed_large_tensors_go_back_to_the_system(setting, returned):
+    """import_tensorflow() makes oneDNN's allocator use malloc; TensorFlow's default ("0", the
+    control) keeps the 400 MB after the tensor is gone."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"}
+    if setting is not None:
+        env["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] = setting
+    result = subprocess.run([sys.executable, "-c", _FREE_A_BIG_TENSOR], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    kept_mb = float(result.stdout.split()[-1])
+    assert (kept_mb < 100) if returned else (kept_mb > 300), kept_mb
+
+
+_REALLOCATE_A_LARGE_BLOCK = """
+import ctypes, sys
+import numpy as np
+
+
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Mallinfo2
+if sys.argv[1] == "package":
+    import vgg_helpers  # imports TensorFlow through runtime.import_tensorflow()
+size = 8 << 20
+block = np.ones(size, np.uint8)
+del block  # by default, freeing it raises glibc's threshold to 8 MB
+block = np.ones(size, np.uint8)
+print("mapped" if libc.mallinfo2().hblkhd >= size else "heap")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+@pytest.mark.parametrize(("mode", "expected"), [("package", "mapped"), ("glibc default", "heap")])
+def test_large_blocks_stay_mapped_so_that_free_returns_them(mode, expected):
+    """Once vgg_helpers is imported, an 8 MB block is mapped again after one was freed, so freeing
+    it returns it to the system; glibc's default (the control) puts the second one on its heap."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    result = subprocess.run(
+        [sys.executable, "-c", _REALLOCATE_A_LARGE_BLOCK, mode], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == expected
+
+
 def test_missing_tensorflow_says_what_to_install(monkeypatch):
     monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # makes `import tensorflow` fail

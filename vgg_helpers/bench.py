@@ -36,7 +36,7 @@ class BenchResult:
     accuracies: list  #: test accuracy after each evaluation interval
     interval_seconds: list  #: training seconds of each evaluation interval
     seconds_to_target: float | None  #: training seconds until the test accuracy first reached the target
-    peak_rss_mb: float  #: the process's peak resident memory after this run
+    peak_rss_mb: float  #: the process's peak resident memory after this run, MB (10⁶ bytes)
     examples_per_eval: int = 0  #: training images between two evaluations
 
     @property
@@ -78,8 +78,9 @@ class _EvalClock(keras.callbacks.Callback):
 
 
 def _peak_rss_mb() -> float:
+    """The process's peak resident memory in MB (10⁶ bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+    return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6  # bytes on macOS, KiB on Linux
 
 
 def run_one(name, model, splits, epochs, batch_size, learning_rate, schedule, target, evals_per_epoch=8) -> BenchResult:
@@ -155,19 +156,20 @@ def time_ratio(results: list[BenchResult]) -> float | None:
 class NotebookRun:
     name: str
     budget: str
-    peak_rss_mb: float  #: the kernel's peak resident memory (VmHWM), Linux only; nan elsewhere
+    peak_rss_mb: float  #: the kernel's peak resident memory (VmHWM) in MB (10⁶ bytes), Linux only; nan elsewhere
     wall_seconds: float
     error: str = ""
 
 
 def _kernel_peak_mb(pid: int | None) -> float:
+    """Peak resident memory (VmHWM) of process ``pid`` in MB (10⁶ bytes); nan where unknown."""
     try:
         status = open(f"/proc/{pid}/status").read()  # noqa: SIM115 - one short read
     except (OSError, TypeError):
         return float("nan")
     for line in status.splitlines():
         if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+            return int(line.split()[1]) * 1024 / 1e6  # the kernel reports KiB
     return float("nan")
 
 
@@ -239,7 +241,7 @@ def main(argv=None) -> int:
         "--notebooks", nargs="+", metavar="NOTEBOOK", help="instead: run these notebooks, report each kernel's peak memory"
     )
     parser.add_argument("--budget", default="cpu", help="budget for --notebooks (default cpu)")
-    parser.add_argument("--limit-mb", type=float, default=1536, help="memory limit for --notebooks (default 1536 = 1.5 GB)")
+    parser.add_argument("--limit-mb", type=float, default=1500, help="memory limit for --notebooks in MB (default 1500 = 1.5 GB)")
     args = parser.parse_args(argv)
 
     if args.notebooks:

@@ -205,16 +205,35 @@ def scale_predictions(model: keras.Model, x) -> list[ScalePrediction]:
             pre = tf.matmul(inp, kernel)
         if layer.use_bias:
             pre = pre + layer.bias
-        kernel_np = keras.ops.convert_to_numpy(kernel).astype(np.float64)
-        fan_in = int(np.prod(kernel_np.shape[:-1]))
-        inp_np = keras.ops.convert_to_numpy(inp).astype(np.float64)
-        pre_np = keras.ops.convert_to_numpy(pre).astype(np.float64)
-        with np.errstate(all="ignore"):
-            ex2 = float(np.mean(inp_np**2))
-            predicted = math.sqrt(fan_in * kernel_np.var() * ex2) if math.isfinite(ex2) else float("inf")
-            measured = float(pre_np.std()) if np.isfinite(pre_np).all() else float("inf")
-        rows.append(ScalePrediction(name, fan_in, float(kernel_np.var()), ex2, predicted, measured))
+        fan_in = int(np.prod(kernel.shape[:-1]))
+        _, weight_var = _mean_and_variance(keras.ops.convert_to_numpy(kernel))
+        input_mean, input_var = _mean_and_variance(keras.ops.convert_to_numpy(inp))
+        ex2 = input_var + input_mean**2
+        predicted = math.sqrt(fan_in * weight_var * ex2) if math.isfinite(ex2) else float("inf")
+        _, pre_var = _mean_and_variance(keras.ops.convert_to_numpy(pre))
+        measured = math.sqrt(pre_var) if math.isfinite(pre_var) else float("inf")
+        rows.append(ScalePrediction(name, fan_in, weight_var, ex2, predicted, measured))
     return rows
+
+
+def _mean_and_variance(values: np.ndarray, chunk: int = 1 << 20) -> tuple[float, float]:
+    """Mean and variance accumulated in float64, a chunk at a time.
+
+    A float64 copy of a full-width dense kernel (4096 × 4096) is 134 MB, and ``var`` makes a second
+    one: this keeps the extra memory to 8 MB. Overflowed (infinite) values give an infinite variance.
+    """
+    flat = np.asarray(values).reshape(-1)
+    if flat.size == 0:
+        raise ValueError("cannot take the variance of an empty array.")
+    total = squares = 0.0
+    with np.errstate(all="ignore"):
+        for start in range(0, flat.size, chunk):
+            part = flat[start : start + chunk].astype(np.float64)
+            total += float(part.sum())
+            squares += float(np.dot(part, part))
+        mean = total / flat.size
+        variance = max(squares / flat.size - mean * mean, 0.0) if math.isfinite(squares) else float("inf")
+    return mean, variance
 
 
 def gradient_norms(model: keras.Model, x, y) -> dict[str, float]:
