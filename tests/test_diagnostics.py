@@ -8,7 +8,7 @@ import pytest
 
 from vgg_helpers import diagnostics as d
 from vgg_helpers import widgets
-from vgg_helpers.architectures import Architecture, conv, dense
+from vgg_helpers.architectures import Architecture, blog_vgg, conv, dense
 from vgg_helpers.models import build_model
 from vgg_helpers.training import short_run
 
@@ -85,6 +85,21 @@ def test_mean_and_variance_in_chunks_match_numpy_in_float64():
 def test_gradient_norms():
     norms = d.gradient_norms(tiny_model(), np.random.default_rng(0).random((4, 2, 2, 1)), np.array([0, 1, 2, 0]))
     assert set(norms) == {"conv1", "fc1"} and all(np.isfinite(v) and v > 0 for v in norms.values())
+
+
+def test_gradient_norms_taken_in_groups_equal_one_backward_pass():
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(3)
+    model = build_model(blog_vgg(), width=1 / 32)  # 16 convs, 3 dense layers
+    x, y = np.random.default_rng(3).random((4, 28, 28, 1)).astype("float32"), np.array([1, 2, 3, 4])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, model(x, training=False), from_logits=True))
+    named = d.weight_layers(model)
+    grads = tape.gradient(loss, [layer.kernel for _, layer in named])
+    norms = d.gradient_norms(model, x, y)
+    assert list(norms) == [name for name, _ in named] and len(norms) == 19
+    assert [norms[name] for name, _ in named] == pytest.approx([float(tf.norm(g)) for g in grads], rel=1e-5)
 
 
 def _dataset(x, y):

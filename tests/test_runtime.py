@@ -178,3 +178,19 @@ def test_missing_tensorflow_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # makes `import tensorflow` fail
     with pytest.raises(ImportError, match=r"pip install -e '\.\[cpu\]'"):
         runtime.import_tensorflow()
+
+
+def test_free_heap_is_returned_after_each_cell(monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    assert runtime.trim_after_each_cell() is False  # no IPython shell in a plain pytest process
+    shell = InteractiveShell.instance()
+    try:
+        calls = []
+        monkeypatch.setattr(runtime, "_malloc_trim", lambda *_: calls.append("trim") or True)
+        assert runtime.trim_after_each_cell() and runtime.trim_after_each_cell()  # setup() run twice
+        assert shell.events.callbacks["post_run_cell"].count(runtime._malloc_trim) == 1
+        shell.run_cell("x = 1")
+        assert calls == ["trim"]
+    finally:
+        InteractiveShell.clear_instance()

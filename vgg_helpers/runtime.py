@@ -251,6 +251,7 @@ def setup(requires: str | None = None, seed: int = 42, verbose: bool = True) -> 
     from vgg_helpers.plots import apply_style
 
     apply_style()
+    trim_after_each_cell()
     budget = select_budget()
     if verbose:
         print(
@@ -268,14 +269,42 @@ def release_memory() -> None:
     when freed (see :func:`import_tensorflow`); this returns the small C-heap blocks too.
     ``malloc_trim`` exists in glibc (Linux: Binder, Colab); elsewhere only garbage collection runs.
     """
-    import ctypes
-    import ctypes.util
     import gc
 
     gc.collect()
+    _malloc_trim()
+
+
+def _malloc_trim(*_) -> bool:
+    """Return the free memory in glibc's heaps to the system (about 10 ms); False where there is no glibc."""
+    import ctypes
+    import ctypes.util
+
     libc_name = ctypes.util.find_library("c")
-    if libc_name and platform.system() == "Linux":
-        try:
-            ctypes.CDLL(libc_name).malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc (e.g. musl)
-            pass
+    if not libc_name or platform.system() != "Linux":
+        return False
+    try:
+        ctypes.CDLL(libc_name).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        return False
+    return True
+
+
+def trim_after_each_cell() -> bool:
+    """In IPython/Jupyter, return free C-heap memory to the system after every cell.
+
+    glibc keeps what TensorFlow's worker threads free in per-thread heaps and rarely hands it back:
+    measured in notebook 03, the cell that trains the blog's network (60 steps at width 1/8) left
+    the kernel 237 MB larger, 161 MB of it free heap that one ``malloc_trim`` (8 ms) returned. This
+    registers that call as a ``post_run_cell`` event, once. Returns whether the hook is in place.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    if _malloc_trim not in shell.events.callbacks["post_run_cell"]:
+        shell.events.register("post_run_cell", _malloc_trim)
+    return True
