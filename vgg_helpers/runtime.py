@@ -142,9 +142,9 @@ def _return_large_blocks() -> bool:
     which blocks of that size stay in its per-thread heaps once freed. Training steps free and
     reallocate activations of every size from several threads, and those heaps kept growing:
     measured on a 2-core CPU, three training steps of the full-width blog network (batch 128)
-    peaked at 1.62-1.72 GB with 1.35-1.58 GB still held afterwards; with a fixed 4 MB threshold,
-    1.26 GB and 0.85 GB. Step time: 2.6 s instead of 2.5 s at full width, unchanged at widths
-    1/8 and 1/4 (a 1 MB threshold cost 15-20% there). Returns whether the setting took effect;
+    peaked at 1,606-1,720 MiB with 1,347-1,584 MiB still held afterwards; with a fixed 4 MB
+    threshold, 1,259-1,270 MiB and 848-851 MiB. Step time: 2.6 s instead of 2.5 s at full width,
+    unchanged at widths 1/8 and 1/4 (a 1 MB threshold cost 15-20% there). Returns whether the setting took effect;
     it is skipped where the C library is not glibc, or where ``MALLOC_MMAP_THRESHOLD_`` is set.
     """
     import ctypes
@@ -295,7 +295,7 @@ def trim_after_each_cell() -> bool:
 
     glibc keeps what TensorFlow's worker threads free in per-thread heaps and rarely hands it back:
     measured in notebook 03, the cell that trains the blog's network (60 steps at width 1/8) left
-    the kernel 237 MB larger, 161 MB of it free heap that one ``malloc_trim`` (8 ms) returned. This
+    the kernel 237 MiB larger, 161 MiB of it free heap that one ``malloc_trim`` (8 ms) returned. This
     registers that call as a ``post_run_cell`` event, once. Returns whether the hook is in place.
     """
     try:
