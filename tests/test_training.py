@@ -112,3 +112,12 @@ def test_use_accelerator_sets_the_policy():
         assert keras.mixed_precision.global_policy().name == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_fit_mnist_returns_free_memory_after_each_epoch(tmp_path, monkeypatch):
+    from vgg_helpers import runtime
+
+    calls = []
+    monkeypatch.setattr(runtime, "_malloc_trim", lambda *_: calls.append("trim") or True)
+    fit_mnist(tiny_model(), tiny_splits(), tmp_path, epochs=2, batch_size=64, augment=False, verbose=0)
+    assert calls == ["trim", "trim"]

