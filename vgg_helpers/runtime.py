@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import platform
 import sys
@@ -135,6 +136,25 @@ def _stderr_to_file():
 MMAP_THRESHOLD = 4 * 2**20
 
 
+@functools.cache
+def _glibc():
+    """The C library, loaded once, where it is glibc (Linux: Binder, Colab); ``None`` elsewhere.
+
+    Looking it up runs ``ldconfig`` (1.6 ms here), too slow to repeat after every cell and epoch.
+    """
+    import ctypes
+    import ctypes.util
+
+    if platform.system() != "Linux":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim  # noqa: B018 - glibc only (musl has no malloc_trim)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
 def _return_large_blocks() -> bool:
     """Make glibc's malloc hand blocks of ``MMAP_THRESHOLD`` bytes or more back to the system on free.
 
@@ -144,19 +164,15 @@ def _return_large_blocks() -> bool:
     measured on a 2-core CPU, three training steps of the full-width blog network (batch 128)
     peaked at 1,606-1,720 MiB with 1,347-1,584 MiB still held afterwards; with a fixed 4 MB
     threshold, 1,259-1,270 MiB and 848-851 MiB. Step time: 2.6 s instead of 2.5 s at full width,
-    unchanged at widths 1/8 and 1/4 (a 1 MB threshold cost 15-20% there). Returns whether the setting took effect;
-    it is skipped where the C library is not glibc, or where ``MALLOC_MMAP_THRESHOLD_`` is set.
-    """
-    import ctypes
-    import ctypes.util
+    unchanged at widths 1/8 and 1/4 (a 1 MB threshold cost 15-20% there).
 
-    if platform.system() != "Linux" or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+    Returns whether the setting took effect: it is skipped where the C library is not glibc, or
+    where ``MALLOC_MMAP_THRESHOLD_`` is set.
+    """
+    libc = _glibc()
+    if libc is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(-3, MMAP_THRESHOLD))  # -3: M_MMAP_THRESHOLD
-    except (OSError, AttributeError):  # no mallopt: not glibc
-        return False
+    return bool(libc.mallopt(-3, MMAP_THRESHOLD))  # -3: M_MMAP_THRESHOLD
 
 
 def import_tensorflow():
@@ -276,17 +292,11 @@ def release_memory() -> None:
 
 
 def _malloc_trim(*_) -> bool:
-    """Return the free memory in glibc's heaps to the system (about 10 ms); False where there is no glibc."""
-    import ctypes
-    import ctypes.util
-
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name or platform.system() != "Linux":
+    """Return the free memory in glibc's heaps to the system (up to about 10 ms); False where there is no glibc."""
+    libc = _glibc()
+    if libc is None:
         return False
-    try:
-        ctypes.CDLL(libc_name).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (e.g. musl)
-        return False
+    libc.malloc_trim(0)
     return True
 
 

@@ -243,7 +243,7 @@ def fit_mnist(
         checkpoint,
         _RecordBest(checkpoint, run_dir / "best.json"),
         EarlyWarning(),
-        keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: _malloc_trim()),
+        keras.callbacks.LambdaCallback(on_epoch_end=_malloc_trim),
     ]
     return model.fit(
         train_ds, validation_data=val_ds, epochs=epochs, shuffle=False, callbacks=standard + list(callbacks), verbose=verbose
