@@ -195,6 +195,10 @@ def test_explorer_slider_changes_the_table_in_chromium(lab):
         news = page.get_by_role("button", name="No", exact=True)  # JupyterLab's "notify about news?" toast
         if news.count():
             news.first.click()
+            try:  # let the toast fade out of the screenshot
+                page.get_by_text("official Jupyter news").wait_for(state="hidden", timeout=5_000)
+            except PlaywrightTimeout:
+                pass
         page.screenshot(path=str(OUTPUT / "browser_02_explorer.png"), full_page=False)
         browser.close()
     # The summary line counts the parameters: halving every width changes it, and the table below it
