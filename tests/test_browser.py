@@ -17,13 +17,14 @@ import subprocess
 import sys
 import time
 import types
-import urllib.request
 
 import pytest
-from test_commands import ROOT, free_port
+from test_commands import ROOT, free_port, wait_for_lab
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 OUTPUT = ROOT / "test-output"
+#: The status bar's kernel item: "Python 3 (ipykernel) | Idle" once the kernel is connected and idle
+KERNEL_STATUS = "#jp-main-statusbar [title^='Change kernel']"
 
 
 def _playwright():
@@ -77,15 +78,7 @@ def lab(tmp_path):
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                request = urllib.request.Request(f"{url}/api/status", headers={"Authorization": f"token {token}"})
-                urllib.request.urlopen(request, timeout=5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "lab.log").read_text()[-3000:]
-                time.sleep(1)
+        wait_for_lab(url, token, server, tmp_path / "lab.log")
         yield types.SimpleNamespace(url=url, token=token, root=root, log=tmp_path / "lab.log")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -123,7 +116,7 @@ def _what_went_wrong(page, lab, dialogs, name):
     back from the file. All of it goes to test-output/browser_02_<name>.txt; the start is returned.
     """
     page.screenshot(path=str(OUTPUT / f"browser_02_{name}.png"))
-    kernel = page.locator("#jp-main-statusbar [title^='Change kernel']").all_inner_texts()
+    kernel = page.locator(KERNEL_STATUS).all_inner_texts()
     page.keyboard.press("Escape")
     page.keyboard.press("Control+s")
     time.sleep(3)
@@ -170,7 +163,7 @@ def test_explorer_slider_changes_the_table_in_chromium(lab):
         page.locator(".jp-Notebook").wait_for()
         # The status bar says "Python 3 (ipykernel) | Idle" once the kernel has started and connected
         # (the notebook's own execution indicator already reads "idle" while it says "No Kernel").
-        kernel = page.locator("#jp-main-statusbar [title^='Change kernel']")
+        kernel = page.locator(KERNEL_STATUS)
         if not _appears(kernel.filter(has_text=re.compile(r"\| Idle$")), 120):
             pytest.fail("the kernel did not start:\n" + _what_went_wrong(page, lab, dialogs, "no_kernel"))
         if not _run_all_cells(page):

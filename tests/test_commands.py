@@ -21,6 +21,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_lab(url: str, token: str, process: subprocess.Popen, log: Path, seconds: float = 120) -> dict:
+    """Poll JupyterLab's ``/api/status`` until it answers and return the status; fail with the end of
+    its log if the process exits or ``seconds`` pass first."""
+    request = urllib.request.Request(f"{url}/api/status", headers={"Authorization": f"token {token}"})
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return json.load(response)
+        except OSError:
+            time.sleep(1)
+    raise AssertionError(f"JupyterLab did not answer on {url}:\n" + log.read_text()[-3000:])
+
+
 @pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "jupyter").exists(), reason="run through `make test`, which sets up .venv")
 def test_make_lab_answers_on_localhost(tmp_path):
     port, token = free_port(), secrets.token_hex(16)
@@ -31,18 +45,7 @@ def test_make_lab_answers_on_localhost(tmp_path):
         ["make", "lab", f"LAB_ARGS={args}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
-        deadline, status = time.monotonic() + 120, None
-        while time.monotonic() < deadline and lab.poll() is None:
-            try:
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/api/status", headers={"Authorization": f"token {token}"}
-                )
-                with urllib.request.urlopen(request, timeout=5) as response:
-                    status = json.load(response)
-                break
-            except OSError:
-                time.sleep(1)
-        assert status is not None, (tmp_path / "lab.log").read_text()[-2000:]
+        status = wait_for_lab(f"http://127.0.0.1:{port}", token, lab, tmp_path / "lab.log")
         assert "started" in status
         # The token is required: without it the API refuses.
         with pytest.raises(urllib.error.HTTPError) as refused:
