@@ -166,7 +166,7 @@ def test_builder_rejects_bad_input_before_building():
         build_model(blog_vgg(), width=1 / 16, initializer="gaussian")
 
 
-@pytest.mark.parametrize("name, std", [("blog", 1.0), ("vgg_paper", 0.01)])
+@pytest.mark.parametrize("name, std", [("blog", 1.0), ("vgg_paper", 0.1), ("alexnet", 0.01)])
 def test_named_initializers(name, std):
     values = keras.ops.convert_to_numpy(get_initializer(name)((200, 200)))
     assert abs(values.std() - std) / std < 0.02 and abs(values.mean()) < 0.02 * std

@@ -6,11 +6,12 @@ import pytest
 
 from vgg_helpers import bench
 from vgg_helpers.models import simple_convnet
+from vgg_helpers.training import TrainingCurve
 
 
 def result(name, seconds, accuracies, to_target):
     intervals = [seconds / len(accuracies)] * len(accuracies)
-    return bench.BenchResult(name, 1000, 2000, len(accuracies), 100.0, accuracies, intervals, to_target, 500.0, 128)
+    return TrainingCurve(name, 1000, 2000, len(accuracies), 100.0, accuracies, intervals, to_target, 500.0, 128)
 
 
 def test_table_and_ratio():

@@ -1,7 +1,10 @@
-"""The README's commands: `make lab` starts a JupyterLab that answers on localhost."""
+"""The README's commands: `make lab` starts a JupyterLab that answers on localhost only, with a token."""
 
+import contextlib
+import ipaddress
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -35,15 +38,53 @@ def wait_for_lab(url: str, token: str, process: subprocess.Popen, log: Path, sec
     raise AssertionError(f"JupyterLab did not answer on {url}:\n" + log.read_text()[-3000:])
 
 
-@pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "jupyter").exists(), reason="run through `make test`, which sets up .venv")
-def test_make_lab_answers_on_localhost(tmp_path):
-    port, token = free_port(), secrets.token_hex(16)
-    args = f"--no-browser --ip=127.0.0.1 --port={port} --IdentityProvider.token={token}"
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses of the TCP sockets listening on ``port`` (Linux: /proc/net/tcp and tcp6)."""
+    import ipaddress
+
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            for row in list(rows)[1:]:
+                local, state = row.split()[1], row.split()[3]
+                address, hex_port = local.split(":")
+                if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                    raw = bytes.fromhex(address)
+                    # /proc prints each 32-bit word in host (little-endian) order
+                    raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                    found.add(str(ipaddress.ip_address(raw)))
+    return found
+
+
+def start_make_lab(tmp_path, lab_args: str):
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
     log = open(tmp_path / "lab.log", "w")
     lab = subprocess.Popen(
-        ["make", "lab", f"LAB_ARGS={args}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        ["make", "lab", f"LAB_ARGS={lab_args}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
+    return lab, log
+
+
+def stop(lab, log):
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(lab.pid, signal.SIGTERM)
+    try:
+        lab.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(lab.pid, signal.SIGKILL)
+        lab.wait(timeout=30)
+    log.close()
+
+
+needs_venv = pytest.mark.skipif(
+    not (ROOT / ".venv" / "bin" / "jupyter").exists(), reason="run through `make test`, which sets up .venv"
+)
+
+
+@needs_venv
+def test_make_lab_answers_on_localhost(tmp_path):
+    port, token = free_port(), secrets.token_hex(16)
+    lab, log = start_make_lab(tmp_path, f"--no-browser --ip=127.0.0.1 --port={port} --IdentityProvider.token={token}")
     try:
         status = wait_for_lab(f"http://127.0.0.1:{port}", token, lab, tmp_path / "lab.log")
         assert "started" in status
@@ -57,6 +98,28 @@ def test_make_lab_answers_on_localhost(tmp_path):
             names = {item["name"] for item in json.load(response)["content"]}
         assert "00_start_here.ipynb" in names
     finally:
-        os.killpg(lab.pid, signal.SIGTERM)
-        lab.wait(timeout=30)
-        log.close()
+        stop(lab, log)
+
+
+@needs_venv
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads the listening sockets from /proc/net")
+def test_make_lab_as_the_readme_runs_it_listens_on_localhost_only_and_needs_a_token(tmp_path):
+    """`make lab` with no options but --no-browser (nothing here could show one): the address, port and
+    token are whatever the Makefile and Jupyter's defaults give a student."""
+    lab, log = start_make_lab(tmp_path, "--no-browser")
+    try:
+        deadline = time.monotonic() + 120
+        match = None
+        while match is None and time.monotonic() < deadline and lab.poll() is None:
+            match = re.search(r"http://(?:localhost|127\.0\.0\.1):(\d+)/lab\?token=(\w+)", (tmp_path / "lab.log").read_text())
+            time.sleep(1)
+        assert match, "make lab printed no URL with a token:\n" + (tmp_path / "lab.log").read_text()[-3000:]
+        port, token = int(match.group(1)), match.group(2)
+        wait_for_lab(f"http://127.0.0.1:{port}", token, lab, tmp_path / "lab.log")
+        addresses = listening_addresses(port)
+        assert addresses and all(ipaddress.ip_address(a).is_loopback for a in addresses), addresses
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents", timeout=5)
+        assert refused.value.code == 403
+    finally:
+        stop(lab, log)

@@ -21,7 +21,9 @@ from vgg_helpers.runtime import BUDGETS, check_version, select_budget, setup
         ({}, False, "cpu"),
         ({"VGG_FAST": "0"}, False, "cpu"),
         ({"VGG_BUDGET": "cpu"}, True, "cpu"),
-        ({"VGG_BUDGET": "GPU", "VGG_FAST": "1"}, False, "gpu"),
+        pytest.param(
+            {"VGG_BUDGET": "GPU", "VGG_FAST": "1"}, False, "gpu", marks=pytest.mark.filterwarnings("ignore:VGG_BUDGET=gpu")
+        ),
     ],
 )
 def test_select_budget(environ, has_gpu, expected):
@@ -51,6 +53,7 @@ def test_check_version():
     check_version(vgg_helpers.__version__)
     with pytest.raises(ImportError, match="needs vgg_helpers >= 99.0"):
         check_version("99.0")
+    check_version(" 0.1 ")  # packaging's rules: 0.1 == 0.1.0
 
 
 def test_version_is_single_sourced():
@@ -124,14 +127,57 @@ print(rss_mb() - before)
 """
 
 
+_ENV_WHEN_TENSORFLOW_LOADS = """
+import importlib.abc, os, sys
+
+
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow":
+            print("allocator setting when TensorFlow loads:", os.environ.get("TF_ONEDNN_USE_SYSTEM_ALLOCATOR"))
+            sys.meta_path.remove(self)
+        return None
+
+
+sys.meta_path.insert(0, Watch())
+import vgg_helpers
+"""
+
+
+def test_the_allocator_is_set_before_tensorflow_loads():
+    """oneDNN reads TF_ONEDNN_USE_SYSTEM_ALLOCATOR when TensorFlow loads: importing vgg_helpers sets it first
+    (and leaves a user's own value alone)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"}
+    for value, expected in ((None, "1"), ("0", "0")):
+        if value is not None:
+            env["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] = value
+        result = subprocess.run(
+            [sys.executable, "-c", _ENV_WHEN_TENSORFLOW_LOADS], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"allocator setting when TensorFlow loads: {expected}" in result.stdout
+
+
+def _onednn_is_on(env) -> bool:
+    probe = "import vgg_helpers; from tensorflow.python.util import _pywrap_util_port as p; print(p.IsMklEnabled())"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()[-1] == "True"
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 @pytest.mark.parametrize(("setting", "returned"), [(None, True), ("0", False)])
 def test_freed_large_tensors_go_back_to_the_system(setting, returned):
-    """import_tensorflow() makes oneDNN's allocator use malloc; TensorFlow's default ("0", the
-    control) keeps the 400 MB after the tensor is gone."""
+    """With vgg_helpers' settings a freed 400 MB tensor goes back to the system, with oneDNN on or off.
+
+    The control ("0": oneDNN's own allocator) shows what the setting is for: where oneDNN is on, its pool
+    keeps the 400 MB. Where TensorFlow leaves oneDNN off, that allocator is not used at all, so there is
+    nothing to control and the control is skipped."""
     env = {k: v for k, v in os.environ.items() if k != "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"}
     if setting is not None:
         env["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] = setting
+        if not _onednn_is_on(env):
+            pytest.skip("oneDNN is off in this TensorFlow on this CPU, so its allocator (the control) is not in use")
     result = subprocess.run([sys.executable, "-c", _FREE_A_BIG_TENSOR], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     kept_mb = float(result.stdout.split()[-1])
@@ -194,3 +240,14 @@ def test_free_heap_is_returned_after_each_cell(monkeypatch):
         assert calls == ["trim"]
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_the_cpu_splits_into_logical_devices_before_tensorflow_starts():
+    env = {**os.environ, "VGG_LOGICAL_CPUS": "2"}
+    probe = "import vgg_helpers, tensorflow as tf; print(len(tf.config.list_logical_devices('CPU')))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "2"
+    env["VGG_LOGICAL_CPUS"] = "two"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode != 0 and "VGG_LOGICAL_CPUS='two' must be a whole number" in result.stderr

@@ -1,28 +1,14 @@
-"""Training: augmentation, and resuming after an interruption without losing anything."""
+"""Training: augmentation, the schedule, and fit_mnist resuming after an interruption without losing anything."""
 
 import json
 
 import keras
 import numpy as np
 import pytest
+from conftest import tiny_model, tiny_splits
 
-from vgg_helpers.architectures import Architecture, conv, dense, pool
-from vgg_helpers.models import build_model
-from vgg_helpers.training import augmenter, fit_mnist, training_dataset
-
-
-def tiny_splits(n_train=256, n_val=64, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n_train + n_val).astype(np.uint8)
-    x = np.zeros((n_train + n_val, 28, 28), np.uint8)
-    for i, label in enumerate(y):  # a learnable pattern: a bright column at the label's position
-        x[i, 4:24, 2 + 2 * label] = 255
-    return {"train": (x[:n_train], y[:n_train]), "val": (x[n_train:], y[n_train:])}
-
-
-def tiny_model():
-    arch = Architecture("tiny", (conv(4), pool(), dense(16), dense(10, relu=False, scale=False)), (28, 28, 1))
-    return build_model(arch)
+from vgg_helpers.data import augmenter, training_dataset
+from vgg_helpers.training import fit_mnist
 
 
 def test_augmenter_keeps_shape_and_range():
@@ -57,33 +43,47 @@ def test_resume_after_interruption(tmp_path, capsys):
     keras.utils.set_random_seed(0)
     with pytest.raises(KeyboardInterrupt):
         fit_mnist(tiny_model(), splits, tmp_path, epochs=3, batch_size=64, augment=False, callbacks=[Interrupt(0)], verbose=0)
-    assert (tmp_path / "backup").exists() and (tmp_path / "best.keras").exists()
-    first_best = json.loads((tmp_path / "best.json").read_text())["val_accuracy"]
+    run_dir = tmp_path / "1"
+    assert (run_dir / "backup").exists() and not (run_dir / "finished.json").exists()
+    first = json.loads((run_dir / "best.json").read_text())
+    assert first["epoch"] == 1 and (run_dir / first["file"]).exists()
     # The same call again, with a fresh model, picks up where it stopped: epochs 2 and 3 only.
-    history = fit_mnist(tiny_model(), splits, tmp_path, epochs=3, batch_size=64, augment=False, verbose=0)
-    assert "Resuming the unfinished run" in capsys.readouterr().out
-    assert history.epoch == [1, 2]
-    assert not (tmp_path / "backup").exists()  # removed once training finished
-    best = keras.models.load_model(tmp_path / "best.keras")
+    history, run = fit_mnist(tiny_model(), splits, tmp_path, epochs=3, batch_size=64, augment=False, verbose=0)
+    out = capsys.readouterr().out
+    assert "resuming the unfinished run" in out and "continues after epoch 1 (backup checksums verified)" in out
+    assert run.path == run_dir and history.epoch == [1, 2]
+    assert not (run_dir / "backup").exists()  # removed once training finished
+    assert run.finished()["status"] == "complete" and run.finished()["epochs"] == 3
+    record = run.best()
+    all_scores = [first["score"], *history.history["val_accuracy"]]
+    # The best checkpoint is the best of all three epochs, the one before the interruption included,
+    # and best.json names the epoch it came from.
+    assert record["score"] == pytest.approx(max(all_scores), abs=1e-6)
+    assert record["epoch"] == 1 + int(np.argmax(all_scores))
+    best = run.load_best()
     x_val = splits["val"][0][..., None].astype("float32") / 255
     accuracy = np.mean(best.predict(x_val, verbose=0).argmax(axis=1) == splits["val"][1])
-    # The best checkpoint is the best of all three epochs, the one before the interruption included.
-    assert accuracy == pytest.approx(max([first_best, *history.history["val_accuracy"]]), abs=1e-6)
-    assert json.loads((tmp_path / "best.json").read_text())["val_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    assert accuracy == pytest.approx(record["score"], abs=1e-6)
+    assert sorted(p.name for p in run_dir.glob("best-epoch*.keras")) == [record["file"]]  # the losers are gone
 
 
-def test_resume_refuses_another_configuration(tmp_path):
+def test_another_configuration_starts_a_new_run_and_keeps_the_unfinished_one(tmp_path, capsys):
     splits = tiny_splits()
     with pytest.raises(KeyboardInterrupt):
         fit_mnist(tiny_model(), splits, tmp_path, epochs=3, batch_size=64, augment=False, callbacks=[Interrupt(0)], verbose=0)
-    with pytest.raises(ValueError, match="another configuration"):
-        fit_mnist(tiny_model(), splits, tmp_path, epochs=5, batch_size=64, augment=False, verbose=0)
-    assert (tmp_path / "backup").exists()  # nothing lost: the unfinished run can still be resumed
+    _, run = fit_mnist(tiny_model(), splits, tmp_path, epochs=2, batch_size=64, augment=False, verbose=0)
+    assert (
+        run.path == tmp_path / "2" and "unfinished runs of other configurations, kept as they are: 1" in capsys.readouterr().out
+    )
+    assert (tmp_path / "1" / "backup").exists()  # nothing lost: run 1 can still be resumed
+    _, resumed = fit_mnist(tiny_model(), splits, tmp_path, epochs=3, batch_size=64, augment=False, verbose=0)
+    assert resumed.path == tmp_path / "1" and resumed.resumed
 
 
 def test_fit_mnist_rejects_bad_settings(tmp_path):
     with pytest.raises(ValueError, match="must be positive"):
         fit_mnist(tiny_model(), tiny_splits(), tmp_path, epochs=0)
+    assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
 def test_warmup_cosine_is_one_cycle():

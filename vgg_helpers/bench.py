@@ -18,106 +18,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
-import resource
 import sys
 import time
 
 import keras
-import numpy as np
+
+from vgg_helpers.training import TrainingCurve, train_and_evaluate
 
 
-@dataclasses.dataclass
-class BenchResult:
-    name: str
-    params: int
-    macs: int
-    epochs: float  #: passes over the training set
-    images_per_second: float
-    accuracies: list  #: test accuracy after each evaluation interval
-    interval_seconds: list  #: training seconds of each evaluation interval
-    seconds_to_target: float | None  #: training seconds until the test accuracy first reached the target
-    peak_rss_mb: float  #: the process's peak resident memory after this run, MB (10⁶ bytes)
-    examples_per_eval: int = 0  #: training images between two evaluations
-
-    @property
-    def examples_seen(self) -> np.ndarray:
-        """Training images seen at each evaluation."""
-        return self.examples_per_eval * np.arange(1, len(self.accuracies) + 1)
-
-    @property
-    def elapsed_seconds(self) -> np.ndarray:
-        """Training seconds at each evaluation."""
-        return np.cumsum(self.interval_seconds)
-
-    @property
-    def train_seconds(self) -> float:
-        """Training seconds in all, evaluations excluded."""
-        return float(np.sum(self.interval_seconds))
-
-    @property
-    def best_accuracy(self) -> float:
-        return max(self.accuracies)
-
-
-class _EvalClock(keras.callbacks.Callback):
-    """Training time of each Keras "epoch" (here: one evaluation interval), and the test accuracy
-    after it, evaluated off the clock."""
-
-    def __init__(self, test_ds):
-        super().__init__()
-        self.test_ds = test_ds
-        self.seconds: list[float] = []
-        self.accuracies: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-        self.accuracies.append(float(self.model.evaluate(self.test_ds, verbose=0, return_dict=True)["accuracy"]))
-
-
-def _peak_rss_mb() -> float:
-    """The process's peak resident memory in MB (10⁶ bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6  # bytes on macOS, KiB on Linux
-
-
-def run_one(name, model, splits, epochs, batch_size, learning_rate, schedule, target, evals_per_epoch=8) -> BenchResult:
-    """Train ``model`` with Adam for ``epochs`` passes on the shared pipeline, evaluating the test
-    accuracy ``evals_per_epoch`` times per pass; ``schedule`` is "one-cycle" or "constant"."""
-    from vgg_helpers.data import make_dataset
-    from vgg_helpers.models import conv_macs
-    from vgg_helpers.training import compile_classifier, training_dataset, warmup_cosine
-
-    if epochs < 1 or evals_per_epoch < 1:
-        raise ValueError(f"epochs and evals_per_epoch must be at least 1, got {epochs} and {evals_per_epoch}.")
-    train_ds = training_dataset(*splits["train"], batch_size=batch_size, augment=False).repeat()
-    test_ds = make_dataset(*splits["test"], batch_size=1000)
-    steps_per_epoch = int(np.ceil(len(splits["train"][0]) / batch_size))
-    interval = int(np.ceil(steps_per_epoch / evals_per_epoch))
-    total = interval * evals_per_epoch * epochs  # at least `epochs` passes, one evaluation every `interval` steps
-    lr = warmup_cosine(learning_rate, total) if schedule == "one-cycle" else learning_rate
-    compile_classifier(model, keras.optimizers.Adam(lr))
-    clock = _EvalClock(test_ds)
-    model.fit(train_ds, steps_per_epoch=interval, epochs=total // interval, shuffle=False, verbose=0, callbacks=[clock])
-    elapsed = np.cumsum(clock.seconds)
-    reached = [t for t, acc in zip(elapsed, clock.accuracies, strict=True) if acc >= target]
-    return BenchResult(
-        name=name,
-        params=model.count_params(),
-        macs=conv_macs(model),
-        epochs=total / steps_per_epoch,
-        images_per_second=total * batch_size / float(elapsed[-1]),
-        accuracies=clock.accuracies,
-        interval_seconds=clock.seconds,
-        seconds_to_target=float(reached[0]) if reached else None,
-        peak_rss_mb=_peak_rss_mb(),
-        examples_per_eval=interval * batch_size,
-    )
-
-
-def format_table(results: list[BenchResult], target: float) -> str:
+def format_table(results: list[TrainingCurve], target: float) -> str:
     """The benchmark's table, one row per model."""
     head = ("model", "params", "MACs/image", "images/s", f"s to {target:.1%}", "best acc", "epochs", "peak MB")
     rows = [head]
@@ -143,7 +52,7 @@ def format_table(results: list[BenchResult], target: float) -> str:
     return "\n".join(lines)
 
 
-def time_ratio(results: list[BenchResult]) -> float | None:
+def time_ratio(results: list[TrainingCurve]) -> float | None:
     """(a)'s seconds to target divided by (b)'s; None if either did not reach it."""
     a, b = results[0].seconds_to_target, results[1].seconds_to_target
     return None if a is None or b is None else a / b
@@ -271,8 +180,16 @@ def main(argv=None) -> int:
     keras.utils.set_random_seed(0)
     vgg = build_model(blog_vgg(lrn=False, batchnorm=True), width=width, initializer="he_normal", bn_momentum=budget.bn_momentum)
     common = dict(splits=splits, batch_size=args.batch_size, target=args.target, evals_per_epoch=args.evals_per_epoch)
+
+    def progress(name, interval, seconds, accuracy):
+        print(
+            f"  {name.split(',')[0]}: evaluation {interval}, {seconds:6.1f} s of training, test accuracy {accuracy:.2%}",
+            flush=True,
+        )
+
+    common["report"] = progress
     results = [
-        run_one(
+        train_and_evaluate(
             f"(a) VGG 16-conv He+BN ×{width:g}, Adam one-cycle {args.learning_rate:g}",
             vgg,
             epochs=args.vgg_epochs,
@@ -283,7 +200,7 @@ def main(argv=None) -> int:
     ]
     keras.utils.set_random_seed(0)
     results.append(
-        run_one(
+        train_and_evaluate(
             "(b) Keras simple convnet, Adam 0.001",
             simple_convnet(),
             epochs=args.epochs,

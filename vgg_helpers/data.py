@@ -19,6 +19,9 @@ import gzip
 import hashlib
 import os
 import socket
+import tempfile
+import time
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -100,7 +103,7 @@ def read_idx(path: str | os.PathLike, sha256: str | None = None) -> np.ndarray:
             raise ValueError(
                 f"{path.name} failed its checksum: SHA-256 of its content is {digest[:16]}…, "
                 f"MNIST's is {sha256[:16]}…. The file is corrupted or is not MNIST; "
-                "download it again (see shared/data/mnist/README.md for the checksums)."
+                "download it again (vgg_helpers.data.MNIST_SHA256 lists the checksums of the four files)."
             )
     return array
 
@@ -141,17 +144,71 @@ def load_mnist_idx(
     )
 
 
+def keras_cache_file() -> Path:
+    """Where ``keras.datasets.mnist.load_data()`` keeps MNIST: ``$KERAS_HOME/datasets/mnist.npz``
+    (``~/.keras`` by default; Keras falls back to ``/tmp/.keras`` where that is not writable)."""
+    try:
+        from keras.src.backend.config import keras_home  # what get_file uses (KERAS_HOME, read when Keras loads)
+
+        home = Path(keras_home()).expanduser()
+    except ImportError:  # pragma: no cover - another Keras layout
+        home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
+    if not os.access(home, os.W_OK):
+        home = Path("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()) / ".keras"
+    return home / "datasets" / "mnist.npz"
+
+
+def _idx_sha256(array: np.ndarray) -> str:
+    """SHA-256 of an array as an IDX file would hold it (header + bytes): comparable with :data:`MNIST_SHA256`."""
+    header = bytes([0, 0, _IDX_UBYTE, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+    return hashlib.sha256(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()).hexdigest()
+
+
+def read_mnist_npz(path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Read a Keras ``mnist.npz`` and check its *content* against MNIST's checksums (so a copy saved by
+    another NumPy, whose bytes differ, still loads). Raises ``ValueError`` if it is not MNIST."""
+    keys = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
+            "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}  # fmt: skip
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in keys}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path} is not a readable MNIST archive ({type(err).__name__}: {err})") from err
+    for key, stem in keys.items():
+        if arrays[key].dtype != np.uint8 or _idx_sha256(arrays[key]) != MNIST_SHA256[stem]:
+            raise ValueError(f"{path} holds {key} that are not MNIST's (checksum mismatch)")
+    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+
+
 def _load_mnist_keras():
+    """MNIST from Keras' cache, checked by content first; else Keras' download.
+
+    Keras checks its cache by the file's hash and, on a mismatch, downloads again, deleting the file when
+    the download fails (offline). So the cache is checked here first: a good file is read directly; a
+    damaged one is moved aside (never deleted) and the message says where it is.
+    """
     import keras
 
+    cached, moved = keras_cache_file(), None
+    if cached.exists():
+        try:
+            return read_mnist_npz(cached)
+        except ValueError as err:
+            moved = cached.with_name(f"{cached.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(cached, moved)
+            print(f"The cached MNIST file failed its check ({err}); it was moved to {moved}. Downloading it again.")
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
         return keras.datasets.mnist.load_data()
     except Exception as err:  # Keras wraps network errors in plain Exceptions
+        where = (
+            f"The cached copy was damaged and has been moved to {moved} (kept, not deleted). "
+            if moved
+            else f"MNIST is not cached ({cached} does not exist). "
+        )
         raise FileNotFoundError(
-            "MNIST is not cached in ~/.keras/datasets and Keras could not download it "
-            f"({type(err).__name__}: {err}).\n" + _HOW_TO_GET_DATA
+            f"{where}Keras could not download MNIST ({type(err).__name__}: {err}).\n" + _HOW_TO_GET_DATA
         ) from err
     finally:
         socket.setdefaulttimeout(previous)
@@ -212,6 +269,28 @@ def mnist_splits(budget, data_dir=None, seed: int = 0):
     }
 
 
+def check_images(x, y, what: str = "images") -> None:
+    """Refuse what would train on garbage: no images, images and labels that do not pair up, labels
+    outside 0-9, images that are neither uint8 (0-255) nor floats scaled to [0, 1]. Raises ``ValueError``."""
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) == 0:
+        raise ValueError(f"the {what} are empty (0 images): check the split sizes (e.g. the budget's val_examples).")
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} {what} but {len(y)} labels: pass images and labels of the same split.")
+    if x.ndim not in (3, 4) or x.shape[1:3] != (28, 28) or (x.ndim == 4 and x.shape[3] != 1):
+        raise ValueError(f"expected 28×28 digits shaped (n, 28, 28) or (n, 28, 28, 1), got {what} of shape {x.shape}.")
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() > 9:
+        raise ValueError(f"labels must be integers 0-9, got {y.dtype} from {y.min()} to {y.max()}.")
+    if x.dtype == np.uint8:
+        return
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{what} must be uint8 (0-255) or floats in [0, 1], got {x.dtype}.")
+    low, high = float(np.min(x)), float(np.max(x))
+    if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > 1:
+        hint = " They look like 0-255 values: pass them as uint8, or divide by 255 first." if high > 1 else ""
+        raise ValueError(f"float {what} must lie in [0, 1], these run from {low:g} to {high:g}.{hint}")
+
+
 def to_float_images(x) -> np.ndarray:
     """uint8 images (N, 28, 28) → float32 in [0, 1] with a channel axis (N, 28, 28, 1)."""
     x = np.asarray(x)
@@ -221,21 +300,54 @@ def to_float_images(x) -> np.ndarray:
 
 
 def make_dataset(x, y, batch_size: int = 128, shuffle: bool = False, seed: int = 0, repeat: bool = False):
-    """A ``tf.data`` pipeline: scale to [0, 1], add the channel axis, (shuffle), batch, prefetch."""
+    """A ``tf.data`` pipeline: (shuffle), batch, scale to float32 in [0, 1] with a channel axis, prefetch.
+
+    ``x`` is uint8 (0-255, scaled here) or float already in [0, 1] (kept as it is); anything else, empty
+    sets and labels that do not pair up raise ``ValueError`` (:func:`check_images`).
+    """
     import tensorflow as tf
 
-    if len(x) != len(y):
-        raise ValueError(f"{len(x)} images but {len(y)} labels.")
-    ds = tf.data.Dataset.from_tensor_slices((np.asarray(x), np.asarray(y).astype("int32")))
+    check_images(x, y)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    x = np.asarray(x)
+    scale = 1 / 255.0 if x.dtype == np.uint8 else 1.0
+    ds = tf.data.Dataset.from_tensor_slices((x, np.asarray(y).astype("int32")))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size)
+    channel = (lambda images: images[..., None]) if x.ndim == 3 else (lambda images: images)
     ds = ds.map(
-        lambda images, labels: (tf.cast(images, tf.float32)[..., None] / 255.0, labels),
+        lambda images, labels: (channel(tf.cast(images, tf.float32) * scale), labels),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def augmenter(max_shift: float = 0.1, max_rotation_degrees: float = 10.0, seed: int = 0):
+    """Light augmentation for digits: small shifts and rotations (Keras preprocessing layers)."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.layers.RandomTranslation(max_shift, max_shift, fill_mode="constant", seed=seed),
+            keras.layers.RandomRotation(max_rotation_degrees / 360.0, fill_mode="constant", seed=seed + 1),
+        ],
+        name="augment",
+    )
+
+
+def training_dataset(x, y, batch_size: int, augment: bool = True, seed: int = 0):
+    """:func:`make_dataset`, shuffled every epoch, optionally augmented by :func:`augmenter` (one pass per epoch)."""
+    import tensorflow as tf
+
+    ds = make_dataset(x, y, batch_size=batch_size, shuffle=True, seed=seed)
+    if not augment:
+        return ds
+    layers = augmenter(seed=seed)
+    ds = ds.map(lambda images, labels: (layers(images, training=True), labels), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

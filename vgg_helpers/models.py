@@ -8,9 +8,12 @@ The model has exactly the layers of ``layer_table(arch, width)``, so their param
 
 from __future__ import annotations
 
+import os
+
 import keras
 
 from vgg_helpers.architectures import (
+    BYTES_PER_FLOAT32,
     Architecture,
     LocalResponseNormalization,
     layer_table,
@@ -20,7 +23,10 @@ from vgg_helpers.architectures import (
 #: Named initialisations used in the notebooks, besides any Keras initializer name.
 INITIALIZERS = {
     "blog": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=1.0),  # tf.random_normal
-    "vgg_paper": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=0.01),  # the paper's N(0, 0.01)
+    # The VGG paper (Section 3.1): "a normal distribution with the zero mean and 10^-2 variance", so σ = 0.1.
+    "vgg_paper": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=0.1),
+    # AlexNet's σ = 0.01 (Krizhevsky et al., 2012), which many VGG reimplementations use instead.
+    "alexnet": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=0.01),
 }
 
 
@@ -37,6 +43,36 @@ def get_initializer(initializer):
         ) from err
 
 
+def available_memory_bytes() -> int | None:
+    """Memory the system can still hand out (Linux: ``MemAvailable``; elsewhere the physical memory), or None."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits_in_memory(table, width: float, available: int | None = None) -> None:
+    """Raise ``ValueError`` before allocating anything if the weights alone (float32) exceed the memory
+    available; the message gives the widest width that fits."""
+    available = available_memory_bytes() if available is None else available
+    needed = table.total("params") * BYTES_PER_FLOAT32
+    if available is None or needed <= available:
+        return
+    fits = width * (available / needed) ** 0.5  # parameters grow about as the square of the width
+    raise ValueError(
+        f"at width ×{width:g} this network has {table.total('params'):,} parameters: {needed / 1e9:,.1f} GB of float32 "
+        f"weights alone, more than the {available / 1e9:,.1f} GB of memory available here (training needs about four "
+        f"times the weights: weights, gradients and Adam's two averages). Use a width of at most about ×{fits:.2g}."
+    )
+
+
 def build_model(
     arch: Architecture,
     width: float = 1.0,
@@ -49,7 +85,7 @@ def build_model(
     ``layer_table(arch, width)`` validates the architecture first, so a bad configuration raises
     the same ``ValueError`` (naming the layer) before any weight is allocated.
     """
-    layer_table(arch, width)  # raises ValueError on a bad width or architecture
+    check_fits_in_memory(layer_table(arch, width), width)  # raises ValueError on a bad width or architecture
     init = get_initializer(initializer)
     inputs = keras.Input(arch.input_shape, name="image")
     x = inputs

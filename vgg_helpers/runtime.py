@@ -25,6 +25,9 @@ from vgg_helpers._version import __version__
 #: Environment variables the package reads, in one place.
 ENV_FAST = "VGG_FAST"
 ENV_BUDGET = "VGG_BUDGET"
+#: Split the CPU into this many logical devices when TensorFlow loads (notebook 07: replicas on one CPU).
+#: It must be set before ``import vgg_helpers``: TensorFlow fixes its devices at its first operation.
+ENV_LOGICAL_CPUS = "VGG_LOGICAL_CPUS"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,19 +97,19 @@ BUDGETS = {
 }
 
 
-def _version_tuple(version: str) -> tuple[int, ...]:
-    parts = []
-    for piece in version.split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        if not digits:
-            break
-        parts.append(int(digits))
-    return tuple(parts)
-
-
 def check_version(requires: str) -> None:
-    """Raise ``ImportError`` if the installed ``vgg_helpers`` is older than ``requires``."""
-    if _version_tuple(__version__) < _version_tuple(requires):
+    """Raise ``ImportError`` if the installed ``vgg_helpers`` is older than ``requires`` (a version such as
+    ``"0.2.0"``, compared as ``packaging`` does: ``0.2.0rc1 < 0.2.0``); ``ValueError`` if it is not a version."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        needed = Version(str(requires).strip())
+    except InvalidVersion as err:
+        raise ValueError(
+            f"requires={requires!r} is not a version number: write the version this notebook was made for, "
+            f'e.g. requires="{__version__}".'
+        ) from err
+    if Version(__version__) < needed:
         raise ImportError(
             f"this notebook needs vgg_helpers >= {requires}, but {__version__} is installed. "
             "From the repository root run `make lab` again (it reinstalls the package), "
@@ -198,6 +201,7 @@ def import_tensorflow():
             import tensorflow as tf
 
             tf.config.list_physical_devices()
+            _split_cpu(tf, os.environ.get(ENV_LOGICAL_CPUS, "").strip())
             _ = (tf.constant(1.0) + 1.0).numpy()  # first-op logs happen here, not later
         except ImportError as err:
             sink.seek(0)
@@ -213,6 +217,16 @@ def import_tensorflow():
     absl.logging.set_verbosity(absl.logging.ERROR)
     tf.get_logger().setLevel("ERROR")
     return tf
+
+
+def _split_cpu(tf, value: str) -> None:
+    """Configure ``value`` logical CPU devices (from :data:`ENV_LOGICAL_CPUS`), before TensorFlow's first op."""
+    if not value:
+        return
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{ENV_LOGICAL_CPUS}={value!r} must be a whole number of devices, at least 1 (or unset).")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(int(value))])
 
 
 def gpu_names() -> list[str]:
@@ -233,6 +247,12 @@ def select_budget(environ=None, has_gpu: bool | None = None) -> Budget:
         if forced not in BUDGETS:
             raise ValueError(
                 f"{ENV_BUDGET}={forced!r} is not a budget; use one of {', '.join(BUDGETS)} or unset it to let vgg_helpers choose."
+            )
+        if forced == "gpu" and has_gpu is not True and not (has_gpu is None and gpu_names()):
+            warnings.warn(
+                f"{ENV_BUDGET}=gpu but TensorFlow sees no GPU: the gpu budget's full-width networks will run on the "
+                "CPU, at minutes per step. Unset it (or set it to cpu) unless that is what you want.",
+                stacklevel=2,
             )
         return BUDGETS[forced]
     fast = environ.get(ENV_FAST, "").strip().lower()

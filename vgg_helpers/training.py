@@ -1,9 +1,9 @@
-"""Training helpers: compiling, schedules, timing steps, the data pipeline and a resumable ``fit_mnist``."""
+"""Training: compiling, the one-cycle schedule, timing steps, short instrumented runs, notebook 04's recipe
+(``fit_mnist``, in a run folder) and test-accuracy curves (``train_and_evaluate``)."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 
 import keras
@@ -125,51 +125,22 @@ def short_run(model: keras.Model, train_ds, steps: int, learning_rate: float = 1
     return result
 
 
-# --- Training on MNIST (notebook 04, the benchmark) --------------------------------------------------
+# --- Notebook 04's recipe as a function, and test-accuracy curves (notebook 06, the benchmark) ----------
 
 
-def augmenter(max_shift: float = 0.1, max_rotation_degrees: float = 10.0, seed: int = 0) -> keras.Sequential:
-    """Light augmentation for digits: small shifts and rotations (Keras preprocessing layers)."""
-    return keras.Sequential(
-        [
-            keras.layers.RandomTranslation(max_shift, max_shift, fill_mode="constant", seed=seed),
-            keras.layers.RandomRotation(max_rotation_degrees / 360.0, fill_mode="constant", seed=seed + 1),
-        ],
-        name="augment",
-    )
+def _check_splits(splits: dict, names=("train", "val")) -> None:
+    from vgg_helpers.data import check_images
 
-
-def training_dataset(x, y, batch_size: int, augment: bool = True, seed: int = 0):
-    """Shuffled, batched, optionally augmented, prefetched training batches (one pass per epoch)."""
-    import tensorflow as tf
-
-    from vgg_helpers.data import make_dataset
-
-    ds = make_dataset(x, y, batch_size=batch_size, shuffle=True, seed=seed)  # already prefetches
-    if not augment:
-        return ds
-    layers = augmenter(seed=seed)
-    ds = ds.map(lambda images, labels: (layers(images, training=True), labels), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-class _RecordBest(keras.callbacks.Callback):
-    """Writes the checkpoint's best monitored value after each epoch, so a resumed run keeps comparing
-    against it (a fresh ``ModelCheckpoint`` would otherwise overwrite a better ``best.keras``)."""
-
-    def __init__(self, checkpoint, path):
-        super().__init__()
-        self.checkpoint, self.path = checkpoint, path
-
-    def on_epoch_end(self, epoch, logs=None):
-        if np.isfinite(self.checkpoint.best):
-            self.path.write_text(json.dumps({"val_accuracy": float(self.checkpoint.best), "epoch": epoch + 1}))
+    for name in names:
+        if name not in splits:
+            raise ValueError(f"splits has no {name!r} set; pass the dict vgg_helpers.data.mnist_splits returns.")
+        check_images(*splits[name], what=f"{name} images")
 
 
 def fit_mnist(
     model: keras.Model,
     splits: dict,
-    run_dir,
+    runs_root,
     epochs: int,
     batch_size: int = 128,
     learning_rate: float = 3e-3,
@@ -178,37 +149,34 @@ def fit_mnist(
     verbose="auto",
     seed: int = 0,
 ):
-    """Train ``model`` on ``splits["train"]``, validating on ``splits["val"]``; resumable.
+    """Notebook 04's training cell as a function: train ``model`` on ``splits["train"]``, validating on
+    ``splits["val"]``, in a run folder under ``runs_root`` (see :mod:`vgg_helpers.runs`). Returns
+    ``(history, run)``; ``run.load_best()`` gives the best model.
 
-    - Adam with a cosine schedule after a one-epoch linear warm-up;
-    - ``keras.callbacks.BackupAndRestore`` in ``run_dir/backup`` (two copies, so an interruption
-      while saving loses nothing): call again with the same ``run_dir`` after a disconnect and
-      training resumes at the next epoch (a ``ValueError`` instead if the unfinished run had another
-      configuration, recorded in ``run_dir/config.json``);
-    - ``keras.callbacks.ModelCheckpoint`` keeps the best model by validation accuracy in
-      ``run_dir/best.keras`` (its score in ``run_dir/best.json``, so a resumed run only replaces it
-      with a better one);
+    - Adam with :func:`warmup_cosine` (warm-up over the first epoch, at most a quarter of the run);
+    - ``keras.callbacks.BackupAndRestore`` (two copies, checksums verified before a resume): call again
+      with the same ``runs_root`` and configuration after a crash and training resumes where it stopped;
+    - ``keras.callbacks.ModelCheckpoint`` writes each better model to a new file; the run records the
+      best one with its score and checksum, so a rerun or a resume never replaces it with a worse one;
     - :class:`~vgg_helpers.diagnostics.EarlyWarning` flags a bad first loss and stops on NaN;
-    - after each epoch, free C-heap memory goes back to the system (measured: three epochs of 100
-      steps at width 1/8 held 966 MiB after training without it, 823 MiB with it).
+    - after each epoch, free C-heap memory goes back to the system.
 
-    Returns the Keras ``History``.
+    Everything is checked before training starts: empty or wrongly scaled images, bad settings, a
+    folder that is not writable or another process training in the same run all raise at once.
     """
-    from pathlib import Path
-
-    from vgg_helpers.data import make_dataset
+    from vgg_helpers import runs
+    from vgg_helpers.data import make_dataset, training_dataset
     from vgg_helpers.diagnostics import EarlyWarning
     from vgg_helpers.runtime import _malloc_trim
 
     if epochs < 1 or batch_size < 1 or not learning_rate > 0:
         raise ValueError(f"epochs, batch_size and learning_rate must be positive, got {epochs}, {batch_size}, {learning_rate}.")
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_splits(splits)
     train_ds = training_dataset(*splits["train"], batch_size=batch_size, augment=augment, seed=seed)
     val_ds = make_dataset(*splits["val"], batch_size=512)
     steps_per_epoch = int(np.ceil(len(splits["train"][0]) / batch_size))
     total = steps_per_epoch * epochs
-    compile_classifier(model, keras.optimizers.Adam(warmup_cosine(learning_rate, total, min(steps_per_epoch, total // 4))))
+    schedule = warmup_cosine(learning_rate, total, min(steps_per_epoch, total // 4))
     config = {
         "parameters": model.count_params(),
         "epochs": epochs,
@@ -216,37 +184,127 @@ def fit_mnist(
         "learning_rate": float(learning_rate),
         "augment": bool(augment),
         "train_examples": len(splits["train"][0]),
+        "seed": seed,
     }
-    config_file = run_dir / "config.json"
-    best_so_far = None
-    if (run_dir / "backup").exists():  # an unfinished run: BackupAndRestore resumes it
-        previous = json.loads(config_file.read_text()) if config_file.exists() else None
-        if previous != config:
-            raise ValueError(
-                f"{run_dir} holds an unfinished run of another configuration ({previous}, now {config}): "
-                f"resuming it would mix the two. Delete {run_dir / 'backup'} to start over, or pass another run_dir."
-            )
-        record = run_dir / "best.json"
-        best_so_far = json.loads(record.read_text())["val_accuracy"] if record.exists() else None
-        print(
-            f"Resuming the unfinished run in {run_dir / 'backup'} at its last completed epoch"
-            + (f" (best validation accuracy so far {best_so_far:.2%})" if best_so_far is not None else "")
-            + ". To start over instead, delete that folder."
+    run = runs.start(runs_root, config)
+    with run:
+        compile_classifier(model, keras.optimizers.Adam(schedule))
+        standard = [
+            keras.callbacks.BackupAndRestore(run.backup_dir, double_checkpoint=True),
+            keras.callbacks.ModelCheckpoint(
+                run.checkpoint_path, monitor="val_accuracy", save_best_only=True, initial_value_threshold=run.best_score
+            ),
+            run.recorder(monitor="val_accuracy"),
+            EarlyWarning(),
+            keras.callbacks.LambdaCallback(on_epoch_end=_malloc_trim),
+        ]
+        history = model.fit(
+            train_ds, validation_data=val_ds, epochs=epochs, shuffle=False, callbacks=standard + list(callbacks), verbose=verbose
         )
-    else:
-        config_file.write_text(json.dumps(config))
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        str(run_dir / "best.keras"), monitor="val_accuracy", save_best_only=True, initial_value_threshold=best_so_far
-    )
-    standard = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True),
-        checkpoint,
-        _RecordBest(checkpoint, run_dir / "best.json"),
-        EarlyWarning(),
-        keras.callbacks.LambdaCallback(on_epoch_end=_malloc_trim),
-    ]
-    return model.fit(
-        train_ds, validation_data=val_ds, epochs=epochs, shuffle=False, callbacks=standard + list(callbacks), verbose=verbose
+    return history, run
+
+
+@dataclasses.dataclass
+class TrainingCurve:
+    """Test accuracy along one training run, measured at regular intervals off the training clock."""
+
+    name: str
+    params: int
+    macs: int
+    epochs: float  #: passes over the training set
+    images_per_second: float
+    accuracies: list  #: test accuracy after each evaluation interval
+    interval_seconds: list  #: training seconds of each evaluation interval
+    seconds_to_target: float | None  #: training seconds until the test accuracy first reached the target
+    peak_rss_mb: float  #: the process's peak resident memory after this run, MB (10⁶ bytes)
+    examples_per_eval: int = 0  #: training images between two evaluations
+
+    @property
+    def examples_seen(self) -> np.ndarray:
+        """Training images seen at each evaluation."""
+        return self.examples_per_eval * np.arange(1, len(self.accuracies) + 1)
+
+    @property
+    def elapsed_seconds(self) -> np.ndarray:
+        """Training seconds at each evaluation."""
+        return np.cumsum(self.interval_seconds)
+
+    @property
+    def train_seconds(self) -> float:
+        """Training seconds in all, evaluations excluded."""
+        return float(np.sum(self.interval_seconds))
+
+    @property
+    def best_accuracy(self) -> float:
+        return max(self.accuracies)
+
+
+class TestAccuracyClock(keras.callbacks.Callback):
+    """Training time of each Keras "epoch" (here: one evaluation interval) and the test accuracy after it,
+    evaluated off the clock. ``report(name, interval, seconds, accuracy)``, if given, is called after each."""
+
+    def __init__(self, test_ds, report=None):
+        super().__init__()
+        self.test_ds, self.report = test_ds, report
+        self.seconds: list[float] = []
+        self.accuracies: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+        self.accuracies.append(float(self.model.evaluate(self.test_ds, verbose=0, return_dict=True)["accuracy"]))
+        if self.report is not None:
+            self.report(epoch + 1, float(np.sum(self.seconds)), self.accuracies[-1])
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (10⁶ bytes)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6  # bytes on macOS, KiB on Linux
+
+
+def train_and_evaluate(
+    name, model, splits, epochs, batch_size, learning_rate, schedule, target=0.99, evals_per_epoch=8, report=None
+) -> TrainingCurve:
+    """Train ``model`` with Adam for ``epochs`` passes (no augmentation), measuring the test accuracy
+    ``evals_per_epoch`` times per pass off the clock. ``schedule`` is "one-cycle" (:func:`warmup_cosine`)
+    or "constant". ``report(interval, seconds, accuracy)`` is called after each evaluation."""
+    from vgg_helpers.data import make_dataset, training_dataset
+    from vgg_helpers.models import conv_macs
+
+    if epochs <= 0 or evals_per_epoch < 1:
+        raise ValueError(f"epochs must be positive and evals_per_epoch at least 1, got {epochs} and {evals_per_epoch}.")
+    if schedule not in ("one-cycle", "constant"):
+        raise ValueError(f"schedule must be 'one-cycle' or 'constant', got {schedule!r}.")
+    _check_splits(splits, ("train", "test"))
+    train_ds = training_dataset(*splits["train"], batch_size=batch_size, augment=False).repeat()
+    test_ds = make_dataset(*splits["test"], batch_size=1000)
+    steps_per_epoch = int(np.ceil(len(splits["train"][0]) / batch_size))
+    interval = int(np.ceil(steps_per_epoch / evals_per_epoch))
+    intervals = max(1, int(round(epochs * evals_per_epoch)))
+    total = interval * intervals  # about `epochs` passes, one evaluation every `interval` steps
+    lr = warmup_cosine(learning_rate, total) if schedule == "one-cycle" else learning_rate
+    compile_classifier(model, keras.optimizers.Adam(lr))
+    clock = TestAccuracyClock(test_ds, report=None if report is None else lambda *a: report(name, *a))
+    model.fit(train_ds, steps_per_epoch=interval, epochs=intervals, shuffle=False, verbose=0, callbacks=[clock])
+    elapsed = np.cumsum(clock.seconds)
+    reached = [t for t, acc in zip(elapsed, clock.accuracies, strict=True) if acc >= target]
+    return TrainingCurve(
+        name=name,
+        params=model.count_params(),
+        macs=conv_macs(model),
+        epochs=total / steps_per_epoch,
+        images_per_second=total * batch_size / float(elapsed[-1]),
+        accuracies=clock.accuracies,
+        interval_seconds=clock.seconds,
+        seconds_to_target=float(reached[0]) if reached else None,
+        peak_rss_mb=peak_rss_mb(),
+        examples_per_eval=interval * batch_size,
     )
 
 
@@ -255,7 +313,7 @@ def learning_rate_sweep(build, splits: dict, rates, steps: int, batch_size: int 
     return ``{rate: validation accuracy}``. The same seed gives every run the same initial weights
     and the same batches, so only the rate differs.
     """
-    from vgg_helpers.data import make_dataset
+    from vgg_helpers.data import make_dataset, training_dataset
 
     rates = [float(r) for r in rates]
     if not rates or min(rates) <= 0:
