@@ -13,7 +13,6 @@ from vgg_helpers.architectures import (
     VGG_CONFIG_NAMES,
     Architecture,
     Layer,
-    LocalResponseNormalization,
     blog_vgg,
     conv,
     dense,
@@ -23,7 +22,7 @@ from vgg_helpers.architectures import (
     trace_shapes,
     vgg_config,
 )
-from vgg_helpers.models import build_model, get_initializer
+from vgg_helpers.models import LocalResponseNormalization, build_model, get_initializer
 
 # --- the paper's configurations -----------------------------------------------------------------
 
@@ -124,7 +123,7 @@ def test_table_renders_text_and_html():
     table = layer_table(blog_vgg())
     text = str(table)
     assert "conv1 3×3" in text and "52,446,922" in text and "4×4×256" in text
-    assert "<table>" in table._repr_html_() and "52,446,922" in table._repr_html_()
+    assert "<table" in table._repr_html_() and "52,446,922" in table._repr_html_()
 
 
 def test_receptive_field():
@@ -217,3 +216,52 @@ def test_blog_alexnet_at_28x28():
     fixed = build_model(blog_alexnet(lrn=False, batchnorm=True), width=1 / 8)
     assert fixed.count_params() == layer_table(blog_alexnet(lrn=False, batchnorm=True), 1 / 8).total("params")
     assert not any("lrn" in layer.name for layer in fixed.layers)
+
+
+@pytest.mark.parametrize("name, bias_std", [("blog", 1.0), ("he_normal", 0.0), ("vgg_paper", 0.0)])
+def test_biases_follow_the_blog_only_for_its_initialisation(name, bias_std):
+    model = build_model(blog_vgg(lrn=False), width=1 / 8, initializer=name)
+    biases = np.concatenate(
+        [keras.ops.convert_to_numpy(layer.bias) for layer in model.layers if getattr(layer, "use_bias", False)]
+    )
+    assert abs(biases.std() - bias_std) < 0.1
+
+
+def test_architectures_is_pure_arithmetic():
+    """The tables need neither TensorFlow nor Keras: importing them in a fresh process loads neither."""
+    import subprocess
+    import sys
+
+    # vgg_helpers/__init__ imports TensorFlow on purpose; load the module file on its own instead.
+    code = (
+        "import importlib.util, sys; spec = importlib.util.spec_from_file_location('a', sys.argv[1]); "
+        "a = importlib.util.module_from_spec(spec); sys.modules['a'] = a; spec.loader.exec_module(a); "
+        "a.layer_table(a.blog_vgg()); "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    import vgg_helpers.architectures as module
+
+    result = subprocess.run([sys.executable, "-c", code, module.__file__], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
+
+
+def test_tables_and_models_see_the_same_levels():
+    from vgg_helpers.architectures import trace_levels
+    from vgg_helpers.models import levels
+
+    for arch in (blog_vgg(), blog_vgg(lrn=False, batchnorm=True)):
+        model = build_model(arch, width=1 / 16)
+        table = trace_levels(arch, width=1 / 16)
+        found = levels(model)
+        assert len(found) == len(table) == 19
+        assert [level.output.output.shape[1:] for level in found] == [row.output_shape for row in table]
+        assert [sum(layer.count_params() for layer in level.layers) for level in found] == [row.params for row in table]
+
+
+def test_table_renders_as_a_dataframe():
+    table = layer_table(blog_vgg())
+    frame = table.to_frame()
+    assert list(frame.columns) == ["layer", "output shape", "parameters", "MACs", "activations (KiB)"]
+    assert frame["parameters"].sum() == 52_446_922
+    assert "52,446,922" in str(table) and "52,446,922" in table._repr_html_() and "<table" in table._repr_html_()

@@ -52,7 +52,7 @@ def test_activation_stats_known_values():
     assert level.std == pytest.approx(1.5) and level.mean == pytest.approx(1.5) and level.max_abs == 3.0
     assert level.dead == 0.5 and level.finite == 1.0 and level.squares_finite == 1.0
     assert logits.std == 0 and logits.mean == pytest.approx(4 * 3.0)  # four pixels of 3 summed
-    assert "conv level 1" in str(stats) and "<table>" in stats._repr_html_()
+    assert "conv level 1" in str(stats) and "<table" in stats._repr_html_()
 
 
 def test_squares_that_overflow_float32_are_flagged():
@@ -82,12 +82,13 @@ def test_mean_and_variance_in_chunks_match_numpy_in_float64():
         d._mean_and_variance(np.zeros((0, 3)))
 
 
-def test_gradient_norms():
-    norms = d.gradient_norms(tiny_model(), np.random.default_rng(0).random((4, 2, 2, 1)), np.array([0, 1, 2, 0]))
-    assert set(norms) == {"conv1", "fc1"} and all(np.isfinite(v) and v > 0 for v in norms.values())
+def test_gradient_stats():
+    stats = d.gradient_stats(tiny_model(), np.random.default_rng(0).random((4, 2, 2, 1)), np.array([0, 1, 2, 0]))
+    assert list(stats.index) == ["conv1", "fc1"]
+    assert (stats["norm"] > 0).all() and (stats["not finite"] == 0).all() and (stats["g² overflows float32"] == 0).all()
 
 
-def test_gradient_norms_taken_in_groups_equal_one_backward_pass():
+def test_gradient_stats_taken_in_groups_equal_one_backward_pass():
     import tensorflow as tf
 
     keras.utils.set_random_seed(3)
@@ -97,9 +98,27 @@ def test_gradient_norms_taken_in_groups_equal_one_backward_pass():
         loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, model(x, training=False), from_logits=True))
     named = d.weight_layers(model)
     grads = tape.gradient(loss, [layer.kernel for _, layer in named])
-    norms = d.gradient_norms(model, x, y)
-    assert list(norms) == [name for name, _ in named] and len(norms) == 19
-    assert [norms[name] for name, _ in named] == pytest.approx([float(tf.norm(g)) for g in grads], rel=1e-5)
+    stats = d.gradient_stats(model, x, y)
+    assert list(stats.index) == [name for name, _ in named] and len(stats) == 19
+    assert list(stats["norm"]) == pytest.approx([np.linalg.norm(g.numpy().astype(np.float64)) for g in grads], rel=1e-5)
+    assert list(stats["largest |g|"]) == pytest.approx([float(np.abs(g.numpy()).max()) for g in grads], rel=1e-6)
+
+
+def test_gradient_stats_measure_what_a_float32_norm_cannot():
+    """A gradient with entries above 1.8e19 is finite, but its float32 norm overflows: the float64 norm does not."""
+    import tensorflow as tf
+
+    model = tiny_model()
+    model.get_layer("conv1").set_weights([np.array([[[[1e21, -1e21]]]], "float32"), np.zeros(2, "float32")])
+    model.get_layer("fc1").set_weights([np.eye(8, 3, dtype="float32"), np.zeros(3, "float32")])
+    x, y = np.random.default_rng(0).random((4, 2, 2, 1)), np.array([0, 1, 2, 0])
+    stats = d.gradient_stats(model, x, y)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, model(x.astype("float32")), from_logits=True))
+    g = tape.gradient(loss, model.get_layer("fc1").kernel)
+    assert not np.isfinite(float(tf.norm(g)))  # the float32 norm overflows...
+    assert stats.loc["fc1", "not finite"] == 0 and np.isfinite(stats.loc["fc1", "norm"])  # ...the gradient does not
+    assert stats.loc["fc1", "g² overflows float32"] > 0
 
 
 def _dataset(x, y):

@@ -42,10 +42,22 @@ def test_evaluation_figures_draw():
     plt.close("all")
 
 
-def test_live_history_collects_and_redraws(capsys):
-    live = plots.LiveHistory("run")
+def test_live_history_collects_and_redraws():
+    now = [0.0]
+    live = plots.LiveHistory("run", every_seconds=10, clock=lambda: now[0])
+    live.set_params({"epochs": 2, "steps": 4})
+    live.on_train_begin()
     for epoch, (loss, acc) in enumerate([(1.0, 0.7), (0.5, 0.9)]):
+        live.on_epoch_begin(epoch)
+        for batch in range(4):
+            now[0] += 4.0  # a batch every 4 s: the curve is redrawn at most every 10 s
+            live.on_train_batch_end(batch, {"loss": loss, "accuracy": acc})
         live.on_epoch_end(epoch, {"loss": loss, "accuracy": acc, "val_loss": loss / 2, "val_accuracy": acc})
     assert live.history == {"loss": [1.0, 0.5], "accuracy": [0.7, 0.9], "val_loss": [0.5, 0.25], "val_accuracy": [0.7, 0.9]}
-    assert "after epoch 2" in live._fig._suptitle.get_text()
+    assert [round(p[0], 2) for p in live.progress] == [0.75, 1.0, 1.5, 2.0]  # batches at 12 s, 24 s; epoch ends
+    assert "epoch 2/2, 100% done, 32 s" in live._fig._suptitle.get_text()
+    now[0] = 40.0
+    live.on_train_begin()
+    now[0] = 48.0
+    assert live._status(0.5) == "epoch 1/2, 25% done, 8 s, about 24 s left"
     plt.close("all")

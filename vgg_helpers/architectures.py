@@ -9,8 +9,7 @@ An :class:`Architecture` is a list of :class:`Layer` specs. The same object feed
     table.total("params")                  # 138,357,544
     trace_shapes(blog_vgg(), (28, 28, 1))  # the blog post's MNIST network
 
-:class:`LocalResponseNormalization` is a registered Keras layer (saves to and loads from
-``.keras`` files without ``safe_mode=False``).
+Pure arithmetic: nothing here imports TensorFlow or Keras (the LRN layer is in ``vgg_helpers.models``).
 """
 
 from __future__ import annotations
@@ -20,11 +19,36 @@ import html
 import math
 from collections.abc import Iterable, Sequence
 
-import keras
-import tensorflow as tf
-
 KINDS = ("conv", "bn", "pool", "lrn", "dense", "dropout")
 BYTES_PER_FLOAT32 = 4
+#: The blog's LRN settings (the TensorFlow CIFAR-10 tutorial's): depth radius 4, bias 1, alpha 0.001/9, beta 0.75.
+BLOG_LRN = {"depth_radius": 4, "bias": 1.0, "alpha": 0.001 / 9.0, "beta": 0.75}
+
+
+def conv_macs(height: int, width: int, kernel, channels_in: int, channels_out: int) -> int:
+    """Multiply-accumulates of a convolution producing a ``height`` × ``width`` map; ``kernel`` is a size or (h, w)."""
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    return height * width * kh * kw * channels_in * channels_out
+
+
+def dense_macs(units_in: int, units_out: int) -> int:
+    return units_in * units_out
+
+
+def group_levels(items, starts_level, skip=lambda item: False) -> list[list]:
+    """Split a sequence of layers (or table rows) into levels: each level starts at an item for which
+    ``starts_level`` is true and holds what follows up to the next one; ``skip`` items belong to none
+    and close the level before them. Used for the table (:func:`trace_levels`) and for Keras models
+    (``vgg_helpers.models.levels``), so both see the same levels."""
+    groups: list[list] = []
+    for item in items:
+        if skip(item):
+            groups.append([])
+        elif starts_level(item) or not groups:
+            groups.append([item])
+        else:
+            groups[-1].append(item)
+    return [g for g in groups if g]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,51 +278,42 @@ class LayerTable(list):
         kinds = None if kinds is None else set(kinds)
         return sum(getattr(r, field) for r in self if kinds is None or r.kind in kinds)
 
-    def _cells(self, row: Row) -> tuple[str, ...]:
-        return (
-            row.name,
-            "×".join(map(str, row.output_shape)),
-            f"{row.params:,}",
-            f"{row.macs:,}",
-            f"{row.activation_bytes / 1024:,.1f}",
+    def to_frame(self):
+        """The table as a ``pandas.DataFrame``, one row per layer (numbers, not strings)."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "layer": [r.name for r in self],
+                "output shape": ["×".join(map(str, r.output_shape)) for r in self],
+                "parameters": [r.params for r in self],
+                "MACs": [r.macs for r in self],
+                "activations (KiB)": [r.activation_bytes / 1024 for r in self],
+            }
         )
 
-    def _total_cells(self) -> tuple[str, ...]:
-        return (
-            "total",
-            "",
-            f"{self.total('params'):,}",
-            f"{self.total('macs'):,}",
-            f"{self.total('activations') * BYTES_PER_FLOAT32 / 1024:,.1f}",
-        )
+    def _display_frame(self):
+        """:meth:`to_frame` with a total row."""
+        import pandas as pd
+
+        total = {
+            "layer": "total",
+            "output shape": "",
+            "parameters": self.total("params"),
+            "MACs": self.total("macs"),
+            "activations (KiB)": self.total("activations") * BYTES_PER_FLOAT32 / 1024,
+        }
+        return pd.concat([self.to_frame(), pd.DataFrame([total])], ignore_index=True)
+
+    _FORMATS = {"parameters": "{:,}".format, "MACs": "{:,}".format, "activations (KiB)": "{:,.1f}".format}
 
     def __str__(self) -> str:
-        body = [self.columns] + [self._cells(r) for r in self] + [self._total_cells()]
-        widths = [max(len(line[i]) for line in body) for i in range(len(self.columns))]
-        lines = [self.title] if self.title else []
-        for k, line in enumerate(body):
-            lines.append(
-                "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
-            )
-            if k == 0 or k == len(body) - 2:
-                lines.append("  ".join("-" * w for w in widths))
-        return "\n".join(lines)
+        text = self._display_frame().to_string(index=False, formatters=self._FORMATS, justify="right")
+        return f"{self.title}\n{text}" if self.title else text
 
     def _repr_html_(self) -> str:
-        def tr(cells, tag="td", style=""):
-            return (
-                f"<tr{style}>"
-                + "".join(
-                    f"<{tag} style='text-align:{'left' if i < 2 else 'right'}'>{html.escape(c)}</{tag}>"
-                    for i, c in enumerate(cells)
-                )
-                + "</tr>"
-            )
-
-        rows = [tr(self.columns, "th")] + [tr(self._cells(r)) for r in self]
-        rows.append(tr(self._total_cells(), style=" style='font-weight:bold'"))
-        caption = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
-        return f"<table>{caption}{''.join(rows)}</table>"
+        html_table = self._display_frame().to_html(index=False, formatters=self._FORMATS, justify="right", border=0)
+        return (f"<p><b>{html.escape(self.title)}</b></p>" if self.title else "") + html_table
 
     def __repr__(self) -> str:
         return str(self)
@@ -348,7 +363,7 @@ def layer_table(arch: Architecture, width: float = 1.0) -> LayerTable:
                 raise ValueError(f"conv {n_conv + 1}: kernel size must be positive, got {layer.kernel}.")
             n_conv += 1
             params = layer.kernel * layer.kernel * c * units + (units if layer.bias else 0)
-            macs = h * w * layer.kernel * layer.kernel * c * units
+            macs = conv_macs(h, w, layer.kernel, c, units)
             c = units
             last_conv = f"conv {n_conv}"
             rows.append(Row(f"conv{n_conv} {layer.kernel}×{layer.kernel}", "conv", (h, w, c), params, macs, h * w * c))
@@ -376,7 +391,7 @@ def layer_table(arch: Architecture, width: float = 1.0) -> LayerTable:
                 flat = h * w * c
             n_dense += 1
             params = flat * units + (units if layer.bias else 0)
-            rows.append(Row(f"fc{n_dense}", "dense", (units,), params, flat * units, units))
+            rows.append(Row(f"fc{n_dense}", "dense", (units,), params, dense_macs(flat, units), units))
             flat = units
     return rows
 
@@ -395,12 +410,7 @@ def trace_levels(arch: Architecture, input_shape=None, width: float = 1.0) -> La
     the shape trace of the blog's ``convLevel`` stack for any configuration.
     """
     rows = trace_shapes(arch, input_shape, width)
-    levels: list[list[Row]] = []
-    for row in rows:
-        if row.kind in ("conv", "dense") or not levels:
-            levels.append([row])
-        else:
-            levels[-1].append(row)
+    levels = group_levels(rows, lambda row: row.kind in ("conv", "dense"))
     table = LayerTable([], title=f"{rows.title}, per level")
     n_conv = n_dense = 0
     for group in levels:
@@ -429,42 +439,3 @@ def receptive_field(n_convs: int, kernel: int = 3) -> int:
     if n_convs < 0 or kernel < 1:
         raise ValueError("n_convs must be >= 0 and kernel >= 1.")
     return 1 + n_convs * (kernel - 1)
-
-
-# --- Layers -------------------------------------------------------------------------------------
-
-#: The blog's LRN settings (the TensorFlow CIFAR-10 tutorial's): depth radius 4, bias 1, alpha 0.001/9, beta 0.75.
-BLOG_LRN = {"depth_radius": 4, "bias": 1.0, "alpha": 0.001 / 9.0, "beta": 0.75}
-
-
-@keras.saving.register_keras_serializable(package="vgg_helpers")
-class LocalResponseNormalization(keras.layers.Layer):
-    """Local response normalisation across channels, as ``tf.nn.local_response_normalization``.
-
-    ``y = x / (bias + alpha * sum over the 2·depth_radius+1 nearest channels of x²) ** beta``.
-    Defaults are the blog's. Registered, so ``.keras`` files load without ``safe_mode=False``.
-    """
-
-    def __init__(self, depth_radius=4, bias=1.0, alpha=0.001 / 9.0, beta=0.75, **kwargs):
-        super().__init__(**kwargs)
-        self.depth_radius = int(depth_radius)
-        self.bias = float(bias)
-        self.alpha = float(alpha)
-        self.beta = float(beta)
-
-    def call(self, inputs):
-        return tf.nn.local_response_normalization(
-            inputs, depth_radius=self.depth_radius, bias=self.bias, alpha=self.alpha, beta=self.beta
-        )
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "depth_radius": self.depth_radius,
-            "bias": self.bias,
-            "alpha": self.alpha,
-            "beta": self.beta,
-        }

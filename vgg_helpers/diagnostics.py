@@ -3,7 +3,7 @@
 check_initial_loss(initial_loss(model, x, y))       # ≈ 2.30 for 10 classes, or a warning
 stats = activation_stats(model, x)                   # std/mean/max/dead per level, dense, logits
 predicted = scale_predictions(model, x)              # Var[y] = n_in · Var[w] · E[x²], per layer
-norms = gradient_norms(model, x, y)                  # ‖∂loss/∂W‖ per weight layer
+grads = gradient_stats(model, x, y)                  # per weight layer: largest |g|, non-finite share, norm
 callback = EarlyWarning()                            # in model.fit: flags a huge first loss, stops on NaN
 """
 
@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vgg_helpers.models import layer_groups
+from vgg_helpers.models import levels
 
 #: A first loss more than this many times ln(classes) means the output scale is wrong.
 LOSS_ALARM_FACTOR = 10.0
@@ -61,19 +61,10 @@ def check_initial_loss(loss: float, classes: int = 10, tolerance: float = 0.5, n
 
 def probe_model(model: keras.Model) -> tuple[keras.Model, list[str]]:
     """A model returning the output of every conv level, every dense layer and the logits, with names."""
-    outputs, names = [], []
-    n_conv = n_dense = 0
-    for group in layer_groups(model):
-        if isinstance(group[0], keras.layers.Conv2D):
-            n_conv += 1
-            names.append(f"conv level {n_conv}")
-        else:
-            n_dense += 1
-            names.append(f"fc{n_dense}")
-        end = next((layer for layer in reversed(group) if not isinstance(layer, keras.layers.Dropout)), group[0])
-        outputs.append(end.output)
+    found = levels(model)
+    names = [level.name for level in found]
     names[-1] = "logits"
-    return keras.Model(model.input, outputs), names
+    return keras.Model(model.input, [level.output.output for level in found]), names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,41 +88,33 @@ class StatsTable(list):
     def column(self, field: str) -> np.ndarray:
         return np.array([getattr(r, field) for r in self], dtype=float)
 
-    def _lines(self):
-        yield ("layer", "std", "mean", "max |x|", "dead units", "finite", "x² finite in float32")
-        for r in self:
-            yield (
-                r.name,
-                f"{r.std:.3g}",
-                f"{r.mean:.3g}",
-                f"{r.max_abs:.3g}",
-                f"{r.dead:.0%}",
-                f"{r.finite:.0%}",
-                f"{r.squares_finite:.0%}",
-            )
+    def to_frame(self):
+        """The table as a ``pandas.DataFrame`` (numbers, not strings), indexed by layer."""
+        import pandas as pd
+
+        return pd.DataFrame([dataclasses.asdict(r) for r in self]).set_index("name")
+
+    _HEADERS = {"std": "std", "mean": "mean", "max_abs": "max |x|", "dead": "dead units", "finite": "finite",
+                "squares_finite": "x² finite in float32"}  # fmt: skip
+    _FORMATS = {"std": "{:.3g}", "mean": "{:.3g}", "max_abs": "{:.3g}",
+                "dead": "{:.0%}", "finite": "{:.0%}", "squares_finite": "{:.0%}"}  # fmt: skip
+
+    def _display_frame(self):
+        frame = self.to_frame()
+        for column, fmt in self._FORMATS.items():
+            frame[column] = frame[column].map(fmt.format)
+        frame.index.name = "layer"
+        return frame.rename(columns=self._HEADERS)
 
     def __str__(self):
-        lines = list(self._lines())
-        widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-        body = [
-            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
-            for line in lines
-        ]
-        return "\n".join(([self.title] if self.title else []) + body)
+        text = self._display_frame().to_string()
+        return f"{self.title}\n{text}" if self.title else text
 
     __repr__ = __str__
 
     def _repr_html_(self):
-        lines = list(self._lines())
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in lines[0])
-        rows = "".join(
-            "<tr>"
-            + "".join(f"<td style='text-align:{'left' if i == 0 else 'right'}'>{html.escape(c)}</td>" for i, c in enumerate(line))
-            + "</tr>"
-            for line in lines[1:]
-        )
-        caption = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
-        return f"<table>{caption}<tr>{head}</tr>{rows}</table>"
+        caption = f"<p><b>{html.escape(self.title)}</b></p>" if self.title else ""
+        return caption + self._display_frame().to_html(border=0)
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -153,11 +136,14 @@ def _stats(name: str, values: np.ndarray) -> LayerStats:
     return LayerStats(name, std, mean, max_abs, dead, float(finite.mean()), squares_finite)
 
 
-def activation_stats(model: keras.Model, x, title: str = "") -> StatsTable:
-    """Std, mean, max |x|, dead fraction and finite fraction after every level, dense layer and the logits."""
+def activation_stats(model: keras.Model, x, title: str = "", training: bool = False) -> StatsTable:
+    """Std, mean, max |x|, dead fraction and finite fraction after every level, dense layer and the logits.
+
+    ``training=True`` runs the model as ``fit`` does (BatchNorm normalises with the batch's own statistics,
+    dropout is on); by default it runs as ``predict`` does."""
     probe, names = probe_model(model)
     with np.errstate(over="ignore"):
-        outputs = probe(np.asarray(x, dtype="float32"), training=False)
+        outputs = probe(np.asarray(x, dtype="float32"), training=training)
     return StatsTable(
         [_stats(n, keras.ops.convert_to_numpy(o)) for n, o in zip(names, outputs, strict=True)], title or model.name
     )
@@ -175,13 +161,7 @@ class ScalePrediction:
 
 def weight_layers(model: keras.Model) -> list[tuple[str, keras.layers.Layer]]:
     """The model's conv and dense layers, in order, named ``conv1``, ``conv2``, …, ``fc1``, …"""
-    named, counts = [], {"conv": 0, "fc": 0}
-    for layer in model.layers:
-        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
-            prefix = "conv" if isinstance(layer, keras.layers.Conv2D) else "fc"
-            counts[prefix] += 1
-            named.append((f"{prefix}{counts[prefix]}", layer))
-    return named
+    return [(level.short, level.weights) for level in levels(model)]
 
 
 def scale_predictions(model: keras.Model, x) -> list[ScalePrediction]:
@@ -236,26 +216,41 @@ def _mean_and_variance(values: np.ndarray, chunk: int = 1 << 20) -> tuple[float,
     return mean, variance
 
 
-def gradient_norms(model: keras.Model, x, y) -> dict[str, float]:
-    """‖∂loss/∂kernel‖ for every conv and dense layer, on one batch, at the current weights.
+def gradient_stats(model: keras.Model, x, y):
+    """For every conv and dense kernel, the gradient of the loss on one batch, at the current weights, as
+    TensorFlow computes it (float32) but measured in float64, so that the measurement cannot overflow:
+    the largest |g|, the share of entries that are not finite, the share whose square overflows float32
+    (|g| > 1.8·10¹⁹: what Adam's running average of g² cannot hold), and the norm. A ``pandas.DataFrame``
+    indexed by layer.
 
-    The gradients are taken in groups (all conv kernels, then each dense kernel on its own) and
-    dropped once their norms are known: at the blog's full width all of them at once are 210 MB,
-    the largest group 75 MB. That costs a backward pass per group, which only a big model notices.
+    The gradients are taken in groups (all conv kernels, then each dense kernel on its own) and dropped once
+    measured: at the blog's full width all of them at once are 210 MB, the largest group 75 MB.
     """
+    import pandas as pd
+
     x = tf.convert_to_tensor(np.asarray(x, dtype="float32"))
     named = weight_layers(model)
     groups = [[item for item in named if item[0].startswith("conv")]] + [[item] for item in named if item[0].startswith("fc")]
     with tf.GradientTape(persistent=True) as tape:
         logits = model(x, training=False)
         loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(np.asarray(y), logits, from_logits=True))
-    norms = {}
+    rows = {}
+    limit = np.sqrt(FLOAT32_MAX)
     for group in filter(None, groups):
         grads = tape.gradient(loss, [layer.kernel for _, layer in group])
-        norms.update({name: float(tf.norm(g)) if g is not None else 0.0 for (name, _), g in zip(group, grads, strict=True)})
+        for (name, _), g in zip(group, grads, strict=True):
+            values = np.zeros(1) if g is None else keras.ops.convert_to_numpy(g).astype(np.float64).ravel()
+            finite = np.isfinite(values)
+            with np.errstate(over="ignore", invalid="ignore"):
+                rows[name] = {
+                    "largest |g|": float(np.abs(values[finite]).max()) if finite.any() else float("nan"),
+                    "not finite": float(1 - finite.mean()),
+                    "g² overflows float32": float(np.mean(np.abs(values) > limit)),
+                    "norm": float(np.linalg.norm(values[finite])),
+                }
         del grads
     del tape
-    return {name: norms[name] for name, _ in named}
+    return pd.DataFrame.from_dict({name: rows[name] for name, _ in named}, orient="index")
 
 
 # --- The early-warning callback -------------------------------------------------------------------

@@ -8,6 +8,7 @@ The model has exactly the layers of ``layer_table(arch, width)``, so their param
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import keras
@@ -15,12 +16,58 @@ import keras
 from vgg_helpers.architectures import (
     BYTES_PER_FLOAT32,
     Architecture,
-    LocalResponseNormalization,
+    dense_macs,
+    group_levels,
     layer_table,
     scaled,
 )
+from vgg_helpers.architectures import (
+    conv_macs as _conv_macs,
+)
+
+# --- The LRN layer (Keras has none) -------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="vgg_helpers")
+class LocalResponseNormalization(keras.layers.Layer):
+    """Local response normalisation across channels, as ``tf.nn.local_response_normalization``.
+
+    ``y = x / (bias + alpha * sum over the 2·depth_radius+1 nearest channels of x²) ** beta``.
+    Defaults are the blog's. Registered, so ``.keras`` files load without ``safe_mode=False``.
+    """
+
+    def __init__(self, depth_radius=4, bias=1.0, alpha=0.001 / 9.0, beta=0.75, **kwargs):
+        super().__init__(**kwargs)
+        self.depth_radius = int(depth_radius)
+        self.bias = float(bias)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        return tf.nn.local_response_normalization(
+            inputs, depth_radius=self.depth_radius, bias=self.bias, alpha=self.alpha, beta=self.beta
+        )
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "depth_radius": self.depth_radius,
+            "bias": self.bias,
+            "alpha": self.alpha,
+            "beta": self.beta,
+        }
+
+
+# --- Models from architecture descriptions -----------------------------------------------------------
+
 
 #: Named initialisations used in the notebooks, besides any Keras initializer name.
+#: Biases start at zero, except where :data:`RANDOM_BIASES` says otherwise.
 INITIALIZERS = {
     "blog": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=1.0),  # tf.random_normal
     # The VGG paper (Section 3.1): "a normal distribution with the zero mean and 10^-2 variance", so σ = 0.1.
@@ -28,6 +75,10 @@ INITIALIZERS = {
     # AlexNet's σ = 0.01 (Krizhevsky et al., 2012), which many VGG reimplementations use instead.
     "alexnet": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=0.01),
 }
+
+
+#: The blog draws its biases from ``tf.random_normal`` too (notebook 05 runs its code).
+RANDOM_BIASES = {"blog"}
 
 
 def get_initializer(initializer):
@@ -80,13 +131,15 @@ def build_model(
     bn_momentum: float = 0.99,
     name: str | None = None,
 ) -> keras.Model:
-    """A functional Keras model of ``arch`` at ``width``; weights from ``initializer``, biases zero.
+    """A functional Keras model of ``arch`` at ``width``; weights from ``initializer``; biases zero, or, for the
+    blog's initialisation, from the same N(0, 1) as its weights.
 
     ``layer_table(arch, width)`` validates the architecture first, so a bad configuration raises
     the same ``ValueError`` (naming the layer) before any weight is allocated.
     """
     check_fits_in_memory(layer_table(arch, width), width)  # raises ValueError on a bad width or architecture
     init = get_initializer(initializer)
+    bias_init = init if isinstance(initializer, str) and initializer in RANDOM_BIASES else keras.initializers.Zeros()
     inputs = keras.Input(arch.input_shape, name="image")
     x = inputs
     n_conv = n_dense = n_pool = n_lrn = n_bn = n_drop = 0
@@ -106,6 +159,7 @@ def build_model(
                 use_bias=layer.bias,
                 activation="relu" if layer.relu else None,
                 kernel_initializer=fresh(init),
+                bias_initializer=fresh(bias_init),
                 name=f"conv{n_conv}",
             )(x)
         elif layer.kind == "pool":
@@ -133,36 +187,57 @@ def build_model(
                 use_bias=layer.bias,
                 activation="relu" if layer.relu else None,
                 kernel_initializer=fresh(init),
+                bias_initializer=fresh(bias_init),
                 name=f"fc{n_dense}",
                 dtype="float32" if is_logits else None,  # logits stay float32 under mixed precision
             )(x)
     return keras.Model(inputs, x, name=name or arch.name.replace(" ", "_"))
 
 
-def layer_groups(model: keras.Model) -> list[list[keras.layers.Layer]]:
-    """The layers of a :func:`build_model` model grouped as levels.
+@dataclasses.dataclass(frozen=True)
+class Level:
+    """One level of a model: a Conv2D or Dense layer and what follows it up to the next one."""
 
-    Each group starts at a Conv2D or Dense layer and holds what follows it up to the next one
-    (BatchNorm, ReLU, pool, LRN, dropout); the Flatten before the dense layers belongs to none.
+    name: str  #: "conv level 3", "fc2"
+    short: str  #: "conv3", "fc2"
+    layers: tuple  #: the level's layers, its conv or dense layer first
+    output: keras.layers.Layer  #: the layer whose output is the level's: the last one that is not dropout
+
+    @property
+    def weights(self) -> keras.layers.Layer:
+        return self.layers[0]
+
+    @property
+    def is_conv(self) -> bool:
+        return isinstance(self.layers[0], keras.layers.Conv2D)
+
+
+def levels(model: keras.Model) -> list[Level]:
+    """The model's levels, grouped as :func:`vgg_helpers.architectures.trace_levels` groups a table's rows.
+
+    A conv level's output is taken after its BatchNorm, ReLU, pool and LRN, as the blog's ``convLevel``
+    returns it (dropout excluded); the Flatten before the dense layers belongs to no level.
     """
-    groups: list[list] = []
-    for layer in model.layers[1:]:
-        if isinstance(layer, keras.layers.Flatten):
-            groups.append([])  # closes the conv level before it
-            continue
-        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) or not groups:
-            groups.append([layer])
-        else:
-            groups[-1].append(layer)
-    return [g for g in groups if g]
+    groups = group_levels(
+        model.layers[1:],
+        starts_level=lambda layer: isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)),
+        skip=lambda layer: isinstance(layer, keras.layers.Flatten),
+    )
+    result, counts = [], {"conv": 0, "fc": 0}
+    for group in groups:
+        if not isinstance(group[0], (keras.layers.Conv2D, keras.layers.Dense)):
+            continue  # layers before the first conv (e.g. an augmentation layer)
+        kind = "conv" if isinstance(group[0], keras.layers.Conv2D) else "fc"
+        counts[kind] += 1
+        name = f"conv level {counts[kind]}" if kind == "conv" else f"fc{counts[kind]}"
+        output = next((layer for layer in reversed(group) if not isinstance(layer, keras.layers.Dropout)), group[0])
+        result.append(Level(name, f"{kind}{counts[kind]}", tuple(group), output))
+    return result
 
 
 def level_outputs(model: keras.Model) -> keras.Model:
-    """A model giving the output of every conv level of a :func:`build_model` model, in order.
-
-    A level's output is taken after its pool and LRN, as the blog's ``convLevel`` returns it.
-    """
-    ends = [group[-1] for group in layer_groups(model) if isinstance(group[0], keras.layers.Conv2D)]
+    """A model giving the output of every conv level of ``model``, in order (see :func:`levels`)."""
+    ends = [level.output for level in levels(model) if level.is_conv]
     if not ends:
         raise ValueError("the model has no conv levels.")
     return keras.Model(model.input, [layer.output for layer in ends], name=f"{model.name}_levels")
@@ -192,7 +267,7 @@ def conv_macs(model: keras.Model) -> int:
         if isinstance(layer, keras.layers.Conv2D):
             _, h, w, c_out = layer.output.shape
             kh, kw = layer.kernel_size
-            total += h * w * kh * kw * layer.input.shape[-1] * c_out
+            total += _conv_macs(h, w, (kh, kw), layer.input.shape[-1], c_out)
         elif isinstance(layer, keras.layers.Dense):
-            total += layer.input.shape[-1] * layer.units
+            total += dense_macs(layer.input.shape[-1], layer.units)
     return int(total)

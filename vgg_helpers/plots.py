@@ -246,30 +246,96 @@ def plot_history(history: dict, title: str = "", fig=None):
     return fig
 
 
-class LiveHistory(keras.callbacks.Callback):
-    """A Keras callback that redraws :func:`plot_history` in place after every epoch (one output, no log spam)."""
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
-    def __init__(self, title: str = ""):
+
+class LiveHistory(keras.callbacks.Callback):
+    """A Keras callback that draws the learning curves in place while ``fit`` runs: the training loss and
+    accuracy every ``every_seconds`` (so a long epoch shows progress), the validation points after each
+    epoch, and in the title the epoch, the share done, the time so far and the time left. One output
+    that updates itself: no log spam in the notebook."""
+
+    def __init__(self, title: str = "", every_seconds: float = 10.0, clock=None):
         super().__init__()
-        self.title = title
-        self.history: dict[str, list[float]] = {}
-        self._handle = None
-        self._fig = None
+        import time
+
+        self.title, self.every_seconds = title, every_seconds
+        self.clock = clock or time.perf_counter
+        self.history: dict[str, list[float]] = {}  #: per-epoch logs, as keras.callbacks.History keeps them
+        self.progress: list[tuple[float, float, float]] = []  #: (epochs done, running loss, running accuracy)
+        self._handle = self._fig = None
+        self._epoch, self._start, self._last = 0, None, None
+
+    def on_train_begin(self, logs=None):
+        self._start = self._last = self.clock()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def _done(self, batch: int | None) -> float:
+        steps = (self.params or {}).get("steps") or 0
+        return self._epoch + (1.0 if batch is None or not steps else (batch + 1) / steps)
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = self.clock()
+        if self._last is not None and now - self._last < self.every_seconds:
+            return
+        self._last = now
+        logs = logs or {}
+        self.progress.append((self._done(batch), float(logs.get("loss", np.nan)), float(logs.get("accuracy", np.nan))))
+        self._draw(self._done(batch))
 
     def on_epoch_end(self, epoch, logs=None):
+        self._epoch = epoch
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        logs = logs or {}
+        self.progress.append((epoch + 1.0, float(logs.get("loss", np.nan)), float(logs.get("accuracy", np.nan))))
+        self._draw(epoch + 1.0)
+
+    def _status(self, done: float) -> str:
+        epochs = (self.params or {}).get("epochs") or max(1, int(np.ceil(done)))
+        first = (self.params or {}).get("initial_epoch", 0) or 0
+        if self._start is None:
+            return f"after epoch {int(done)}"
+        elapsed = self.clock() - self._start
+        fraction = (done - first) / max(epochs - first, 1e-9)
+        left = elapsed * (1 - fraction) / fraction if fraction > 0 else float("nan")
+        epoch = min(int(np.floor(done)) + (0 if done == int(done) else 1), epochs)
+        text = f"epoch {epoch}/{epochs}, {fraction:.0%} done, {_duration(elapsed)}"
+        return text + (f", about {_duration(left)} left" if np.isfinite(left) and fraction < 1 else "")
+
+    def _draw(self, done: float) -> None:
         import matplotlib.pyplot as plt
         from IPython.display import display
 
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
         if self._fig is None:
             self._fig = plt.figure(figsize=(13, 4.8))
             plt.close(self._fig)  # shown through the display handle only, not again at the end of the cell
-        plot_history(self.history, f"{self.title} — after epoch {epoch + 1}".strip(" —"), fig=self._fig)
+        fig = self._fig
+        fig.clear()
+        ax_loss, ax_acc = fig.subplots(1, 2)
+        x, loss, acc = (np.array(v) for v in zip(*self.progress, strict=True)) if self.progress else ([], [], [])
+        ax_loss.plot(x, loss, "-", label="training (running mean of the epoch)")
+        ax_acc.plot(x, 100 * np.asarray(acc), "-", label="training (running mean of the epoch)")
+        epochs = np.arange(1, len(self.history.get("val_loss", [])) + 1)
+        if len(epochs):
+            ax_loss.plot(epochs, self.history["val_loss"], "s--", label="validation (end of epoch)")
+            ax_acc.plot(epochs, 100 * np.asarray(self.history["val_accuracy"]), "s--", label="validation (end of epoch)")
+        ax_loss.set_yscale("log")
+        ax_loss.set_ylabel("loss (log scale)")
+        ax_acc.set_ylabel("accuracy (%)")
+        for ax in (ax_loss, ax_acc):
+            ax.set_xlabel("epochs")
+            ax.legend(frameon=False, fontsize=11)
+        fig.suptitle(f"{self.title} — {self._status(done)}".strip(" —"))
+        fig.tight_layout()
         if self._handle is None:
-            self._handle = display(self._fig, display_id=True)
+            self._handle = display(fig, display_id=True)
         else:
-            self._handle.update(self._fig)
+            self._handle.update(fig)
 
 
 def plot_confusion(labels, predictions, classes: int = 10, title: str = ""):

@@ -49,6 +49,7 @@ class Budget:
     steps: int  #: optimiser steps for short diagnostic runs (notebook 03)
     timing_steps: int  #: steps timed when measuring the full-width model
     bn_momentum: float  #: BatchNorm momentum (0.99 lags in short runs; see notebook 03)
+    seeds: int  #: repeats of each run in a controlled comparison (notebook 06), to show the spread
 
     def __str__(self) -> str:
         return f"{self.name} ({self.description})"
@@ -67,6 +68,7 @@ BUDGETS = {
         steps=30,  # fewer and He + BatchNorm is not yet clearly ahead of N(0, 1) (notebook 03)
         timing_steps=2,
         bn_momentum=0.9,
+        seeds=1,
     ),
     "cpu": Budget(
         name="cpu",
@@ -80,6 +82,7 @@ BUDGETS = {
         steps=60,
         timing_steps=3,
         bn_momentum=0.9,
+        seeds=3,
     ),
     "gpu": Budget(
         name="gpu",
@@ -93,6 +96,7 @@ BUDGETS = {
         steps=300,
         timing_steps=20,
         bn_momentum=0.99,
+        seeds=3,
     ),
 }
 
