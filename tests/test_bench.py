@@ -22,8 +22,15 @@ def test_table_and_ratio():
     assert bench.time_ratio([a, b]) == pytest.approx(60 / 95)
     assert list(b.examples_seen) == [128, 256, 384] and b.elapsed_seconds[-1] == pytest.approx(100.0)
     never = result("(a) vgg", 60.0, [0.95], None)
-    assert "> 60" in bench.format_table([never, b], 0.99)
+    assert "> 60" in bench.format_table([never, b], 0.99) and "never" in bench.format_table([never, b], 0.99)
     assert bench.time_ratio([never, b]) is None
+    assert b.examples_to_target == 384 and never.examples_to_target is None
+
+
+def test_median_ratio_counts_a_run_that_never_reached_the_target_as_slowest():
+    assert bench.median_ratio([0.4, 0.6, 0.5]) == pytest.approx(0.5)
+    assert bench.median_ratio([0.4, None, 0.5]) == pytest.approx(0.5)
+    assert bench.median_ratio([0.4, None, None]) is None
 
 
 def test_simple_convnet_is_the_keras_example():
@@ -34,8 +41,9 @@ def test_simple_convnet_is_the_keras_example():
 def test_quick_run(capsys):
     assert bench.main(["--quick"]) == 0
     out = capsys.readouterr().out
-    assert "quick mode" in out and "(a) VGG 16-conv He+BN ×0.0625" in out and "(b) Keras simple convnet" in out
-    assert "34,826" in out and "ratio of time to 99.0%" in out
+    assert "quick mode" in out and "(a) VGG ×0.0625, batch 128" in out and "(b) Keras simple convnet" in out
+    assert "machine: " in out and "oneDNN" in out and "evaluation 1," in out  # progress as it goes
+    assert "34,826" in out and "seed 0: ratio of time to 99.0%" in out and "ratios over 1 seeds" in out
     assert "full-width blog model (52,446,922 parameters, Adam)" in out and "minutes per epoch" in out
 
 
@@ -61,3 +69,30 @@ def test_notebook_memory_run(tmp_path):
     assert "broken on purpose" in runs[1].error
     table = bench.format_notebook_table(runs, limit_mb=100)
     assert "over 100 MB" in table.splitlines()[2] and "error: ValueError: broken on purpose" in table
+
+
+def test_notebook_tables_are_written_between_markers(tmp_path):
+    runs = [bench.NotebookRun("00_start_here", "cpu", 803.4, 8.2), bench.NotebookRun("04_training_mnist", "cpu", 1362.0, 412.0)]
+    table = bench.markdown_table(runs, "a test machine")
+    assert "| 00_start_here | 8 s | 803 MB |" in table and "| 04_training_mnist | 6.9 min | 1,362 MB |" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{bench.TABLE_START}\nold table\n{bench.TABLE_END}\noutro\n")
+    bench.write_tables([readme], table)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("\noutro\n") and "old table" not in text and "803 MB" in text
+    bare = tmp_path / "bare.md"
+    bare.write_text("no markers")
+    with pytest.raises(ValueError, match="has no table markers"):
+        bench.write_tables([bare], table)
+
+
+def test_saving_writes_back_only_a_notebook_that_ran(tmp_path):
+    import nbformat
+
+    ok = _notebook(tmp_path, "saved", "print(6 * 7)")
+    bench.run_notebook(ok, budget="fast", save=True)
+    assert "42" in nbformat.read(ok, as_version=4).cells[0].outputs[0]["text"]
+    bad = _notebook(tmp_path, "broken", "print('partial')", "raise ValueError('broken on purpose')")
+    before = bad.read_text()
+    assert "broken on purpose" in bench.run_notebook(bad, budget="fast", save=True).error
+    assert bad.read_text() == before

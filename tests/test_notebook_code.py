@@ -66,6 +66,69 @@ def test_the_comparison_notices_a_difference():
     assert describe(moved) != describe(package)
 
 
-@pytest.mark.parametrize("notebook", ["02_conv_levels.ipynb"])
-def test_tagged_cells_exist(notebook):
-    assert notebook_functions(notebook, "keras-network")
+def test_notebook_03s_fixed_network_is_what_build_model_makes():
+    code = notebook_functions("03_exploding_loss.ipynb", "fixed-network")
+    widths = [vh.architectures.scaled(w, 1 / 8) for w in vh.architectures.BLOG_WIDTHS]
+    from_notebook = code["fixed_network"](widths=widths, dense=(512, 512), bn_momentum=0.9)
+    arch = vh.architectures.blog_vgg(lrn=False, batchnorm=True)
+    from_package = vh.models.build_model(arch, width=1 / 8, initializer="he_normal", bn_momentum=0.9)
+    assert describe(from_notebook) == describe(from_package)
+    assert describe(from_notebook) != describe(vh.models.build_model(arch, width=1 / 8, bn_momentum=0.99))
+
+
+def notebook_cell(notebook: str, tag: str, contains: str) -> str:
+    cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
+    matches = [
+        "".join(c["source"]) for c in cells if tag in c.get("metadata", {}).get("tags", []) and contains in "".join(c["source"])
+    ]
+    assert len(matches) == 1, f"{notebook}: {len(matches)} cells tagged {tag!r} contain {contains!r}"
+    return matches[0]
+
+
+def dotted(node) -> str:
+    return f"{dotted(node.value)}.{node.attr}" if isinstance(node, ast.Attribute) else getattr(node, "id", "?")
+
+
+def notebook_callbacks(source: str) -> list[tuple[str, dict]]:
+    """The ``callbacks = [...]`` list of a cell: each entry's constructor and its literal keyword arguments."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "callbacks":
+            return [
+                (dotted(call.func), {kw.arg: kw.value.value for kw in call.keywords if isinstance(kw.value, ast.Constant)})
+                for call in node.value.elts
+            ]
+    raise AssertionError("no `callbacks = [...]` in the training cell")
+
+
+def test_fit_mnist_uses_notebook_04s_schedule():
+    code = notebook_functions("04_training_mnist.ipynb", "recipe")
+    for peak, total, warmup in [(0.02, 860, 430), (0.01, 3440, 430), (0.01, 16, 4)]:
+        notebook = code["one_cycle"](peak, total, warmup)
+        package = vh.training.warmup_cosine(peak, total, warmup)
+        steps = sorted({*np.linspace(0, total, 60).astype(int), warmup - 1, warmup, warmup + 1})
+        assert [float(notebook(s)) for s in steps] == pytest.approx([float(package(s)) for s in steps])
+
+
+def test_fit_mnist_uses_notebook_04s_callbacks(tmp_path):
+    written = notebook_callbacks(notebook_cell("04_training_mnist.ipynb", "recipe", "model.fit("))
+    assert [name for name, _ in written] == [
+        "keras.callbacks.BackupAndRestore",
+        "keras.callbacks.ModelCheckpoint",
+        "run.recorder",
+        "vh.diagnostics.EarlyWarning",
+        "vh.plots.LiveHistory",
+    ]
+    run = vh.runs.start(tmp_path, {"test": 1}, verbose=False)
+    try:
+        made = vh.training.standard_callbacks(run)
+    finally:
+        run.close()
+    settings = dict(written)
+    backup, checkpoint, recorder, warning = made
+    assert isinstance(backup, keras.callbacks.BackupAndRestore)
+    assert backup.double_checkpoint == settings["keras.callbacks.BackupAndRestore"]["double_checkpoint"]
+    assert isinstance(checkpoint, keras.callbacks.ModelCheckpoint)
+    assert checkpoint.monitor == settings["keras.callbacks.ModelCheckpoint"]["monitor"]
+    assert checkpoint.save_best_only == settings["keras.callbacks.ModelCheckpoint"]["save_best_only"]
+    assert recorder.monitor == settings["run.recorder"]["monitor"]
+    assert isinstance(warning, vh.diagnostics.EarlyWarning)

@@ -135,6 +135,7 @@ class Watch(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name == "tensorflow":
             print("allocator setting when TensorFlow loads:", os.environ.get("TF_ONEDNN_USE_SYSTEM_ALLOCATOR"))
+            print("oneDNN setting when TensorFlow loads:", os.environ.get("TF_ENABLE_ONEDNN_OPTS"))
             sys.meta_path.remove(self)
         return None
 
@@ -158,6 +159,14 @@ def test_the_allocator_is_set_before_tensorflow_loads():
         assert f"allocator setting when TensorFlow loads: {expected}" in result.stdout
 
 
+def test_onednn_is_on_after_importing_vgg_helpers():
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if sys.platform != "linux" or os.uname().machine != "x86_64":
+        pytest.skip("oneDNN's CPU kernels are checked on x86-64 Linux")
+    assert _onednn_is_on(env)
+    assert not _onednn_is_on({**env, "TF_ENABLE_ONEDNN_OPTS": "0"})  # the control: the user's 0 wins
+
+
 def _onednn_is_on(env) -> bool:
     probe = "import vgg_helpers; from tensorflow.python.util import _pywrap_util_port as p; print(p.IsMklEnabled())"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
@@ -168,11 +177,12 @@ def _onednn_is_on(env) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 @pytest.mark.parametrize(("setting", "returned"), [(None, True), ("0", False)])
 def test_freed_large_tensors_go_back_to_the_system(setting, returned):
-    """With vgg_helpers' settings a freed 400 MB tensor goes back to the system, with oneDNN on or off.
+    """With vgg_helpers' settings a freed 400 MB tensor goes back to the system.
 
     The control ("0": oneDNN's own allocator) shows what the setting is for: where oneDNN is on, its pool
-    keeps the 400 MB. Where TensorFlow leaves oneDNN off, that allocator is not used at all, so there is
-    nothing to control and the control is skipped."""
+    keeps the 400 MB. Where oneDNN is off (a user's TF_ENABLE_ONEDNN_OPTS=0, or a CPU TensorFlow has no
+    oneDNN kernels for), that allocator is not used at all, so there is nothing to control and the control
+    is skipped."""
     env = {k: v for k, v in os.environ.items() if k != "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"}
     if setting is not None:
         env["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] = setting

@@ -121,3 +121,52 @@ def test_fit_mnist_returns_free_memory_after_each_epoch(tmp_path, monkeypatch):
     monkeypatch.setattr(runtime, "_malloc_trim", lambda *_: calls.append("trim") or True)
     fit_mnist(tiny_model(), tiny_splits(), tmp_path, epochs=2, batch_size=64, augment=False, verbose=0)
     assert calls == ["trim", "trim"]
+
+
+# --- sizing training to the machine ------------------------------------------------------------------
+
+
+def test_a_fast_machine_trains_longer_and_is_promised_more():
+    from vgg_helpers.runtime import BUDGETS
+    from vgg_helpers.training import size_training
+
+    cpu = BUDGETS["cpu"]
+    fast_machine = size_training(cpu, images_per_second=2000, train_examples=55_000, val_examples=5_000)
+    assert fast_machine.epochs == cpu.epochs == 8 and fast_machine.augment and fast_machine.target == 0.993
+    assert fast_machine.seconds <= 300
+    middle = size_training(cpu, images_per_second=800, train_examples=55_000, val_examples=5_000)
+    assert middle.epochs == 4 and not middle.augment and middle.target == 0.990 and middle.seconds <= 300
+    assert middle.learning_rate == 0.02 and fast_machine.learning_rate == 0.01
+    assert "800 images/s" in str(middle) and "4 epochs" in str(middle) and "99.0%" in str(middle)
+
+
+def test_a_slow_machine_gets_the_fewest_epochs_that_keep_the_promise_and_is_told():
+    from vgg_helpers.runtime import BUDGETS
+    from vgg_helpers.training import size_training
+
+    slow = size_training(BUDGETS["cpu"], images_per_second=150, train_examples=55_000, val_examples=5_000)
+    assert slow.epochs == 2 and slow.target == 0.990
+    assert slow.seconds > 300 and "more than the 5 minutes aimed at" in str(slow)
+    with pytest.raises(ValueError, match="positive speed"):
+        size_training(BUDGETS["cpu"], images_per_second=0, train_examples=55_000)
+
+
+def test_the_gpu_and_fast_budgets_keep_their_sizes():
+    from vgg_helpers.runtime import BUDGETS
+    from vgg_helpers.training import size_training
+
+    gpu = size_training(BUDGETS["gpu"], images_per_second=20_000, train_examples=55_000)
+    assert (gpu.width, gpu.epochs, gpu.target) == (1.0, BUDGETS["gpu"].epochs, 0.996)
+    fast = size_training(BUDGETS["fast"], images_per_second=100, train_examples=2_000)
+    assert (fast.epochs, fast.target) == (1, None)
+
+
+def test_measuring_the_speed_leaves_the_model_as_it_was():
+    from vgg_helpers.training import measure_training_speed
+
+    model = tiny_model()
+    before = [w.copy() for w in model.get_weights()]
+    x, y = tiny_splits()["train"]
+    speed = measure_training_speed(model, x, y, batch_size=32, steps=3)
+    assert speed > 0
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))

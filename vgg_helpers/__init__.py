@@ -2,10 +2,11 @@
 
 Start every notebook with ``budget = vgg_helpers.setup(requires=...)``. The submodules:
 ``runtime`` (budgets, quiet TensorFlow import), ``data`` (MNIST and ``tf.data``),
-``architectures`` (VGG configs as data, layer tables, the LRN layer), ``models`` (Keras
-builders), ``diagnostics`` (initial loss, per-layer scales), ``training`` (schedules, the
-pipeline, resumable ``fit_mnist``), ``plots`` (figures), ``widgets`` (explorers), ``exercises``
-(self-checks). ``bench`` (``python -m vgg_helpers.bench``) is imported on demand.
+``architectures`` (VGG configs as data, layer tables), ``models`` (Keras
+builders, the LRN layer), ``diagnostics`` (initial loss, per-layer scales and gradients),
+``training`` (schedules, sizing a run to the machine, notebook 04's recipe as ``fit_mnist``, test-accuracy
+curves), ``runs`` (run folders that keep the best model and resume safely), ``plots`` (figures),
+``widgets`` (explorers), ``exercises`` (self-checks). ``bench`` (``python -m vgg_helpers.bench``) is imported on demand.
 """
 
 from vgg_helpers._version import __version__
@@ -13,7 +14,7 @@ from vgg_helpers.runtime import BUDGETS, Budget, import_tensorflow, release_memo
 
 import_tensorflow()  # before anything imports Keras, so TensorFlow's start-up logs stay hidden
 
-from vgg_helpers import architectures, data, diagnostics, exercises, models, plots, training, widgets  # noqa: E402
+from vgg_helpers import architectures, data, diagnostics, exercises, models, plots, runs, training, widgets  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -27,6 +28,7 @@ __all__ = [
     "exercises",
     "models",
     "plots",
+    "runs",
     "training",
     "widgets",
 ]

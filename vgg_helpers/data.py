@@ -318,11 +318,13 @@ def make_dataset(x, y, batch_size: int = 128, shuffle: bool = False, seed: int =
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size)
-    channel = (lambda images: images[..., None]) if x.ndim == 3 else (lambda images: images)
-    ds = ds.map(
-        lambda images, labels: (channel(tf.cast(images, tf.float32) * scale), labels),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+    add_channel = x.ndim == 3
+
+    def to_float(images, labels):
+        images = tf.cast(images, tf.float32) * scale
+        return (images[..., None] if add_channel else images), labels
+
+    ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 

@@ -451,7 +451,9 @@ def _complete_zip(path: Path) -> bool:
 
 class _Recorder(keras.callbacks.Callback):
     """Records each epoch's logs, new best models and the backup's checksums. It works wherever it sits
-    in the callbacks list: what it misses at the end of one epoch it finds at the start of the next."""
+    in the callbacks list: what it misses at the end of one epoch it finds at the start of the next.
+    After each epoch it also returns free C-heap memory to the system (``runtime._malloc_trim``: three
+    epochs at width ×1/8 held 966 MiB without it, 823 MiB with it)."""
 
     def __init__(self, run: Run, monitor: str):
         super().__init__()
@@ -472,6 +474,9 @@ class _Recorder(keras.callbacks.Callback):
         write_json_atomically(self.run.epochs_record, {str(k): v for k, v in sorted(all_logs.items())})
         self.run._commit_best(self.monitor)
         self.run._record_backup()
+        from vgg_helpers import runtime
+
+        runtime._malloc_trim()
 
     def on_train_end(self, logs=None):
         self.run._commit_best(self.monitor)

@@ -183,20 +183,27 @@ def _return_large_blocks() -> bool:
 
 
 def import_tensorflow():
-    """Import TensorFlow with its import-time log lines kept out of the notebook.
+    """Import TensorFlow with its import-time log lines kept out of the notebook, and oneDNN on.
 
-    TensorFlow 2.21 prints absl/oneDNN/CPU-feature lines from C++ on import and on the first
-    op, whatever ``TF_CPP_MIN_LOG_LEVEL`` says. They are written to file descriptor 2, which
-    is redirected to a scratch file while TensorFlow loads and runs one op. oneDNN stays on
-    (it is what makes CPU training fast). If the import fails, the captured lines are shown.
+    TensorFlow 2.21 prints absl/oneDNN/CPU-feature lines from C++ on import and on the first op, whatever
+    ``TF_CPP_MIN_LOG_LEVEL`` says. They are written to file descriptor 2, which is redirected to a scratch
+    file while TensorFlow loads and runs one op. If the import fails, the captured lines are shown.
+
+    Two settings are made before TensorFlow loads (each only if the user has not set it):
+
+    - ``TF_ENABLE_ONEDNN_OPTS=1``. TensorFlow turns its oneDNN CPU kernels on by itself only on CPUs with
+      AVX-512 (most servers); on AVX2-only CPUs (AMD EPYC and Ryzen, most laptops) it leaves them off.
+      Turned on, notebook 04's training step ran twice as fast on an AVX2-only AMD EPYC, with the same peak
+      memory (docs/benchmarks.md). Set it to 0 before importing to compare.
+    - ``TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1``: with oneDNN on, TensorFlow's CPU allocator keeps every large
+      block it frees in a pool of its own, so a notebook that builds a full-width network and deletes it
+      never gets those hundreds of MB back; this makes it use malloc, and :func:`_return_large_blocks`
+      makes malloc return large blocks to the system. With oneDNN off that allocator is not used at all.
     """
     if "tensorflow" in sys.modules and hasattr(sys.modules["tensorflow"], "constant"):
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # Memory for a 2 GB Binder session. With oneDNN on, TensorFlow's CPU allocator keeps every
-    # large block it ever freed in a pool of its own: a notebook that builds a full-width network
-    # and deletes it never gets those hundreds of MB back. This setting makes it use malloc, and
-    # _return_large_blocks() makes malloc give large blocks back to the system when they are freed.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
     _return_large_blocks()
     with _stderr_to_file() as sink, warnings.catch_warnings():
@@ -288,6 +295,9 @@ def setup(requires: str | None = None, seed: int = 42, verbose: bool = True) -> 
     import keras
 
     keras.utils.set_random_seed(seed)  # seeds Python, NumPy and TensorFlow
+    # Keras 3.15 warns on every `fit` of a tf.data pipeline that its default shuffle=True is ignored: the
+    # notebooks shuffle in the pipeline, as Keras asks, so the warning says nothing to a learner.
+    warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will be ignored", category=UserWarning)
     from vgg_helpers.plots import apply_style
 
     apply_style()

@@ -125,6 +125,100 @@ def short_run(model: keras.Model, train_ds, steps: int, learning_rate: float = 1
     return result
 
 
+# --- Sizing training to the machine (notebook 04, the benchmark) ------------------------------------------
+
+#: What notebook 04's training reaches, by epochs at the cpu budget's width (×1/8), measured over several
+#: seeds (docs/benchmarks.md): the test accuracy that a plan of that many epochs promises, and asserts.
+CPU_PROMISES = ((6, 0.993), (2, 0.990))
+#: The training time notebook 04 aims at on a CPU, in seconds.
+CPU_TRAINING_SECONDS = 300
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingPlan:
+    """How notebook 04 trains on this machine: sizes chosen from a measured speed."""
+
+    width: float
+    epochs: int
+    augment: bool  #: shifts and rotations (worth it in longer runs; short runs learn faster without)
+    learning_rate: float  #: the one-cycle schedule's peak
+    images_per_second: float  #: measured training speed at ``width``
+    train_examples: int
+    target: float | None  #: the test accuracy this plan promises (None: a smoke run, no promise)
+    seconds_allowed: float
+    val_examples: int = 0
+
+    @property
+    def seconds(self) -> float:
+        """Predicted time of ``fit``: the training images, the validation pass after each epoch (prediction
+        only: about a third of a training step's work per image) and about 10 s of tracing."""
+        return self.epochs * (self.train_examples + self.val_examples / 3) / self.images_per_second + 10
+
+    def __str__(self) -> str:
+        promise = f"; it should reach {self.target:.1%} test accuracy" if self.target else ""
+        over = (
+            f" (more than the {self.seconds_allowed / 60:.0f} minutes aimed at: this machine is slower than that plan needs)"
+            if self.seconds > 1.2 * self.seconds_allowed
+            else ""
+        )
+        return (
+            f"this machine: {self.images_per_second:,.0f} images/s at width ×{self.width:g}; training {self.epochs} "
+            f"epoch{'s' if self.epochs != 1 else ''} of {self.train_examples:,} images at width ×{self.width:g}"
+            f"{' with augmentation' if self.augment else ''}: about {self.seconds / 60:.1f} minutes{over}{promise}"
+        )
+
+
+def size_training(
+    budget, images_per_second: float, train_examples: int, seconds: float = CPU_TRAINING_SECONDS, val_examples: int = 0
+) -> TrainingPlan:
+    """The plan for a measured speed (pure arithmetic: tested with made-up speeds).
+
+    cpu budget: as many epochs at width ×1/8 as fit in ``seconds``, at least the fewest that keep the promise
+    of :data:`CPU_PROMISES` (a slow machine then takes longer, and the plan says so) and at most the budget's
+    epochs; augmentation from 6 epochs on. gpu and fast budgets: their fixed sizes.
+    """
+    if not images_per_second > 0 or train_examples < 1:
+        raise ValueError(f"need a positive speed and training set, got {images_per_second} images/s and {train_examples} images.")
+    if budget.name != "cpu":
+        target = 0.996 if budget.name == "gpu" else None
+        return TrainingPlan(
+            budget.width, budget.epochs, budget.name == "gpu", 0.01, images_per_second, train_examples, target, seconds
+        )
+    fewest = min(epochs for epochs, _ in CPU_PROMISES)
+    epochs = int((seconds - 10) * images_per_second // (train_examples + val_examples / 3))
+    epochs = max(fewest, min(epochs, budget.epochs))
+    target = max(accuracy for least, accuracy in CPU_PROMISES if epochs >= least)
+    augment = epochs >= 6
+    return TrainingPlan(
+        budget.width, epochs, augment, 0.01 if augment else 0.02, images_per_second, train_examples, target, seconds
+    )
+
+
+def measure_training_speed(model: keras.Model, x, y, batch_size: int = 128, steps: int = 10, augment: bool = False) -> float:
+    """Images per second of ``model.fit`` on this machine: ``steps`` steps of the real pipeline after one
+    warm-up step (tracing). A few seconds at the cpu budget's width. The model is left as it was."""
+    from vgg_helpers.data import training_dataset
+
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}.")
+    weights = model.get_weights()
+    ds = training_dataset(x[: batch_size * (steps + 1)], y[: batch_size * (steps + 1)], batch_size, augment=augment).repeat()
+    compile_classifier(model, keras.optimizers.Adam(1e-3), metrics=("accuracy",))
+    model.fit(ds, steps_per_epoch=1, epochs=1, verbose=0)  # traces the step
+    start = time.perf_counter()
+    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+    seconds = time.perf_counter() - start
+    model.set_weights(weights)
+    return steps * batch_size / seconds
+
+
+def plan_training(budget, model: keras.Model, splits: dict, seconds: float = CPU_TRAINING_SECONDS) -> TrainingPlan:
+    """Measure ``model``'s training speed here and size notebook 04's training with :func:`size_training`."""
+    x, y = splits["train"]
+    speed = measure_training_speed(model, x, y, steps=5 if budget.name == "fast" else 10)
+    return size_training(budget, speed, len(x), seconds, val_examples=len(splits["val"][0]))
+
+
 # --- Notebook 04's recipe as a function, and test-accuracy curves (notebook 06, the benchmark) ----------
 
 
@@ -135,6 +229,21 @@ def _check_splits(splits: dict, names=("train", "val")) -> None:
         if name not in splits:
             raise ValueError(f"splits has no {name!r} set; pass the dict vgg_helpers.data.mnist_splits returns.")
         check_images(*splits[name], what=f"{name} images")
+
+
+def standard_callbacks(run) -> list:
+    """The callbacks of notebook 04's training cell, for a run folder (``tests/test_notebook_code.py`` checks
+    that they are the ones the notebook writes)."""
+    from vgg_helpers.diagnostics import EarlyWarning
+
+    return [
+        keras.callbacks.BackupAndRestore(run.backup_dir, double_checkpoint=True),
+        keras.callbacks.ModelCheckpoint(
+            run.checkpoint_path, monitor="val_accuracy", save_best_only=True, initial_value_threshold=run.best_score
+        ),
+        run.recorder(monitor="val_accuracy"),
+        EarlyWarning(),
+    ]
 
 
 def fit_mnist(
@@ -159,15 +268,13 @@ def fit_mnist(
     - ``keras.callbacks.ModelCheckpoint`` writes each better model to a new file; the run records the
       best one with its score and checksum, so a rerun or a resume never replaces it with a worse one;
     - :class:`~vgg_helpers.diagnostics.EarlyWarning` flags a bad first loss and stops on NaN;
-    - after each epoch, free C-heap memory goes back to the system.
+    - after each epoch, free C-heap memory goes back to the system (the run's recorder does it).
 
     Everything is checked before training starts: empty or wrongly scaled images, bad settings, a
     folder that is not writable or another process training in the same run all raise at once.
     """
     from vgg_helpers import runs
     from vgg_helpers.data import make_dataset, training_dataset
-    from vgg_helpers.diagnostics import EarlyWarning
-    from vgg_helpers.runtime import _malloc_trim
 
     if epochs < 1 or batch_size < 1 or not learning_rate > 0:
         raise ValueError(f"epochs, batch_size and learning_rate must be positive, got {epochs}, {batch_size}, {learning_rate}.")
@@ -189,15 +296,7 @@ def fit_mnist(
     run = runs.start(runs_root, config)
     with run:
         compile_classifier(model, keras.optimizers.Adam(schedule))
-        standard = [
-            keras.callbacks.BackupAndRestore(run.backup_dir, double_checkpoint=True),
-            keras.callbacks.ModelCheckpoint(
-                run.checkpoint_path, monitor="val_accuracy", save_best_only=True, initial_value_threshold=run.best_score
-            ),
-            run.recorder(monitor="val_accuracy"),
-            EarlyWarning(),
-            keras.callbacks.LambdaCallback(on_epoch_end=_malloc_trim),
-        ]
+        standard = standard_callbacks(run)
         history = model.fit(
             train_ds, validation_data=val_ds, epochs=epochs, shuffle=False, callbacks=standard + list(callbacks), verbose=verbose
         )
@@ -237,6 +336,14 @@ class TrainingCurve:
     @property
     def best_accuracy(self) -> float:
         return max(self.accuracies)
+
+    @property
+    def examples_to_target(self) -> int | None:
+        """Training images seen when the test accuracy first reached the target (None if it never did)."""
+        if self.seconds_to_target is None:
+            return None
+        index = int(np.argmin(np.abs(self.elapsed_seconds - self.seconds_to_target)))
+        return int(self.examples_seen[index])
 
 
 class TestAccuracyClock(keras.callbacks.Callback):
