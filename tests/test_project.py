@@ -75,7 +75,10 @@ def test_badges_and_colab_install_use_the_project_url(path):
     assert f"colab.research.google.com/github/{repo}/blob/main/notebooks/{path.name}" in intro
     assert f"mybinder.org/v2/gh/{repo}/main?labpath=notebooks%2F{path.name}" in intro
     setup = next("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    assert f'"vgg-helpers @ git+{url}"' in setup and 'budget = vh.setup(requires="' in setup
+    # Colab installs the version the notebook was written for: the tag of the version it requires.
+    required = re.search(r'budget = vh\.setup\(requires="([^"]+)"\)', setup)
+    assert required, "the setup cell calls vh.setup(requires=...)"
+    assert f'"vgg-helpers @ git+{url}@v{required.group(1)}"' in setup
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -92,3 +95,111 @@ def test_setup_cells_require_a_version_the_package_satisfies():
     for path in NOTEBOOKS:
         setup = next("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
         check_version(re.search(r'requires="([^"]+)"', setup).group(1))  # raises ImportError if not
+
+
+# --- one template for every notebook (README: "Adding notebook NN") -----------------------------------
+
+
+def cells_of(path):
+    return [(c["cell_type"], "".join(c["source"]), c.get("metadata", {})) for c in json.loads(path.read_text())["cells"]]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_follows_the_template(path):
+    cells = cells_of(path)
+    number = path.name[:2]
+    kind, title, _ = cells[0]
+    assert kind == "markdown" and title.startswith(f"# {number} · "), "cell 0: the title, '# NN · Title'"
+    assert "In this notebook you:" in title and "**Prerequisites:**" in title and "**Time to run:**" in title
+    headings = [line for kind, source, _ in cells if kind == "markdown" for line in source.splitlines() if line.startswith("#")]
+    top = [h for h in headings if h.startswith(("## ", "### Solutions"))]
+    assert top[0] == "## Setup", "the first section is ## Setup"
+    numbered = [h for h in top[1:] if re.match(r"## \d+\. ", h)]
+    assert numbered and [int(h.split()[1].rstrip(".")) for h in numbered] == list(range(1, len(numbered) + 1)), (
+        "sections are numbered ## 1., ## 2., … in order"
+    )
+    assert top[-3:] == ["## Exercises", "## Summary", "### Solutions"], (
+        f"the notebook ends with Exercises, Summary, Solutions: {top[-3:]}"
+    )
+    assert cells[1][0] == "markdown" and cells[1][1].startswith("## Setup"), "cell 1: ## Setup"
+    assert cells[2][0] == "code" and "vh.setup(requires=" in cells[2][1], "cell 2: the setup cell"
+    solutions = next(i for i, (kind, source, _) in enumerate(cells) if kind == "markdown" and source.startswith("### Solutions"))
+    solution_cells = [c for c in cells[solutions + 1 :] if c[0] == "code"]
+    assert solution_cells and all(meta.get("jupyter", {}).get("source_hidden") for _, _, meta in solution_cells), (
+        "solution cells are hidden"
+    )
+    checks = [source for kind, source, _ in cells[:solutions] if kind == "code" and "vh.exercises.check(" in source]
+    answered = [source for _, source, _ in solution_cells]
+    for check in checks:
+        key = re.search(r'vh\.exercises\.check\("([^"]+)"', check).group(1)
+        assert any(f'assert vh.exercises.check("{key}"' in source for source in answered), f"no solution asserts {key}"
+    assert [s for s in answered if not s.startswith("# Solution")] == [], "each solution cell starts with '# Solution k'"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_uses_one_import_style(path):
+    code = "\n".join(source for kind, source, _ in cells_of(path) if kind == "code")
+    assert "import vgg_helpers as vh" in code
+    assert not re.findall(r"^\s*from vgg_helpers[\w.]* import", code, re.M), "import vgg_helpers as vh, then vh.module.name"
+    assert not re.findall(r"^\s*\w+ = vh\.\w+\s*$", code, re.M), "no aliases of vh's modules: write vh.module.name"
+
+
+# --- run times: the header, the committed run and the tables agree ---------------------------------
+
+KERNEL_START_S = 3.5  #: a Run All in a fresh kernel also waits for the kernel to start (measured: 3.4-3.7 s)
+TOLERANCE = 0.25
+
+
+def header_seconds(path) -> float:
+    intro = cells_of(path)[0][1]
+    found = re.search(r"\*\*Time to run:\*\* (?:about )?(\d+(?:\.\d+)?) (s|min) in the cpu budget", intro)
+    assert found, "the header says '**Time to run:** N s (or N.N min) in the cpu budget'"
+    return float(found.group(1)) * (60 if found.group(2) == "min" else 1)
+
+
+def committed_run_seconds(path) -> float:
+    """Run All time of the committed run: first cell's start to last cell's reply, plus the kernel's start."""
+    from datetime import datetime
+
+    stamps = [
+        c.get("metadata", {}).get("execution", {}) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"
+    ]
+    stamps = [s for s in stamps if "iopub.execute_input" in s and "shell.execute_reply" in s]
+    assert stamps, "the committed notebook has no execution times: execute it (python -m vgg_helpers.bench --notebooks … --save)"
+
+    def parse(text):
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    return (parse(stamps[-1]["shell.execute_reply"]) - parse(stamps[0]["iopub.execute_input"])).total_seconds() + KERNEL_START_S
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_header_run_time_matches_the_committed_run(path):
+    setup_output = json.dumps(json.loads(path.read_text())["cells"][2].get("outputs", []))
+    assert "budget: cpu" in setup_output, "the committed notebook is the cpu budget's run"
+    claimed, measured = header_seconds(path), committed_run_seconds(path)
+    assert abs(claimed - measured) <= TOLERANCE * measured, (
+        f"header says {claimed:.0f} s, the committed run took {measured:.0f} s"
+    )
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/teaching.md"])
+def test_run_time_tables_come_from_the_committed_runs(document):
+    from vgg_helpers.bench import TABLE_END, TABLE_START
+
+    text = (ROOT / document).read_text()
+    assert TABLE_START in text and TABLE_END in text, f"{document} shows the table that the benchmark writes"
+    table = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0]
+    rows = dict(re.findall(r"^\| (\d\d_\w+) \| ([\d.]+ (?:s|min)) \|", table, re.M))
+    assert set(rows) == {path.stem for path in NOTEBOOKS}, "one row per notebook"
+    for path in NOTEBOOKS:
+        value, unit = rows[path.stem].split()
+        seconds = float(value) * (60 if unit == "min" else 1)
+        measured = committed_run_seconds(path)
+        assert abs(seconds - measured) <= TOLERANCE * measured, (
+            f"{path.stem}: the table says {seconds:.0f} s, the committed run {measured:.0f} s"
+        )
+    other = "docs/teaching.md" if document == "README.md" else "README.md"
+    assert table == (ROOT / other).read_text().split(TABLE_START, 1)[1].split(TABLE_END, 1)[0], (
+        "README and teaching.md show one table"
+    )

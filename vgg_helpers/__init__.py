@@ -6,7 +6,8 @@ Start every notebook with ``budget = vgg_helpers.setup(requires=...)``. The subm
 builders, the LRN layer), ``diagnostics`` (initial loss, per-layer scales and gradients),
 ``training`` (schedules, sizing a run to the machine, notebook 04's recipe as ``fit_mnist``, test-accuracy
 curves), ``runs`` (run folders that keep the best model and resume safely), ``plots`` (figures),
-``widgets`` (explorers), ``exercises`` (self-checks). ``bench`` (``python -m vgg_helpers.bench``) is imported on demand.
+``widgets`` (explorers), ``distributed`` (worker processes for notebook 07), ``exercises``
+(self-checks). ``bench`` (``python -m vgg_helpers.bench``) is imported on demand.
 """
 
 from vgg_helpers._version import __version__
@@ -14,7 +15,7 @@ from vgg_helpers.runtime import BUDGETS, Budget, import_tensorflow, release_memo
 
 import_tensorflow()  # before anything imports Keras, so TensorFlow's start-up logs stay hidden
 
-from vgg_helpers import architectures, data, diagnostics, exercises, models, plots, runs, training, widgets  # noqa: E402
+from vgg_helpers import architectures, data, diagnostics, distributed, exercises, models, plots, runs, training, widgets  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -25,6 +26,7 @@ __all__ = [
     "architectures",
     "data",
     "diagnostics",
+    "distributed",
     "exercises",
     "models",
     "plots",

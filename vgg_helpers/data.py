@@ -274,7 +274,10 @@ def check_images(x, y, what: str = "images") -> None:
     outside 0-9, images that are neither uint8 (0-255) nor floats scaled to [0, 1]. Raises ``ValueError``."""
     x, y = np.asarray(x), np.asarray(y)
     if len(x) == 0:
-        raise ValueError(f"the {what} are empty (0 images): check the split sizes (e.g. the budget's val_examples).")
+        raise ValueError(
+            f"the {what} are empty (0 images): check how the split was made (vgg_helpers.data.mnist_splits sizes "
+            "it from the budget's train_examples and val_examples)."
+        )
     if len(x) != len(y):
         raise ValueError(f"{len(x)} {what} but {len(y)} labels: pass images and labels of the same split.")
     if x.ndim not in (3, 4) or x.shape[1:3] != (28, 28) or (x.ndim == 4 and x.shape[3] != 1):

@@ -1,0 +1,268 @@
+"""The worker launcher of notebook 07 (vgg_helpers.distributed): what it reports when a worker fails, and
+that no process it started is left behind, on every path.
+
+The workers are tiny Python scripts (no TensorFlow), except in the last test, which runs two real
+MultiWorkerMirroredStrategy workers. Everything runs on 127.0.0.1, bounded in time; a test that starts
+processes kills them on every path (the launcher does, and ``no_leftovers`` checks it and cleans up if not).
+"""
+
+import json
+import os
+import signal
+import socket
+import sys
+import textwrap
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vgg_helpers import distributed
+
+# A fake worker: writes its pid (and that of any child it starts) to OUT, then behaves as MODE says.
+FAKE_WORKER = """
+import json, os, socket, subprocess, sys, time
+
+mode, out = sys.argv[1], sys.argv[2]
+config = json.loads(os.environ["TF_CONFIG"])
+index = config["task"]["index"]
+with open(os.path.join(out, f"pid-{index}"), "w") as f:
+    f.write(str(os.getpid()))
+if mode == "ok":
+    print(f"worker {index} of {len(config['cluster']['worker'])}: done, TF_CONFIG={os.environ['TF_CONFIG']}")
+    sys.exit(0)
+if mode == "die" and index == 1:
+    time.sleep(0.3)
+    raise ValueError("worker 1 lost its data")
+if mode == "child":
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    with open(os.path.join(out, f"child-{index}"), "w") as f:
+        f.write(str(child.pid))
+    if index == 1:
+        sys.exit(2)
+if mode == "bind":  # start a server on its own port, as TensorFlow does
+    host, port = config["cluster"]["worker"][index].split(":")
+    server = socket.socket()
+    server.bind((host, int(port)))
+    server.listen()
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def fake(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(FAKE_WORKER)
+    return script
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (signal 0 only asks); a zombie, dead but not yet reaped, counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True  # no /proc: trust os.kill
+    return state != "Z"
+
+
+def pids(folder: Path, prefix: str) -> list[int]:
+    return [int(p.read_text()) for p in sorted(folder.glob(f"{prefix}-*")) if p.read_text().strip()]
+
+
+@pytest.fixture
+def no_leftovers(tmp_path):
+    """After the test: every process a fake worker recorded is gone (else: kill it, and fail)."""
+    yield
+    deadline = time.monotonic() + 5
+    recorded = pids(tmp_path, "pid") + pids(tmp_path, "child")
+    while any(alive(p) for p in recorded) and time.monotonic() < deadline:
+        time.sleep(0.05)  # an orphaned grandchild is reaped by init, not by us
+    left = [p for p in recorded if alive(p)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes left running: {left}"
+
+
+def test_free_ports_and_tf_config():
+    ports = distributed.free_ports(3)
+    assert len(set(ports)) == 3 and all(distributed.port_is_free(p) for p in ports)
+    config = distributed.tf_config(ports, 2)
+    assert config == {
+        "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+        "task": {"type": "worker", "index": 2},
+    }
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        assert not distributed.port_is_free(held.getsockname()[1])
+    with pytest.raises(ValueError, match="index"):
+        distributed.tf_config(ports, 3)
+
+
+def test_two_workers_that_finish(fake, tmp_path, no_leftovers):
+    start = time.monotonic()
+    results = distributed.run_workers(fake, ["ok", tmp_path], workers=2, timeout=60, log_dir=tmp_path / "logs")
+    assert time.monotonic() - start < 30
+    assert [r.returncode for r in results] == [0, 0] and not any(r.killed for r in results)
+    configs = [json.loads(r.stdout.split("TF_CONFIG=")[1]) for r in results]
+    assert [c["task"]["index"] for c in configs] == [0, 1]
+    assert configs[0]["cluster"] == configs[1]["cluster"]  # the same cluster, each its own index
+    assert all(r.seconds > 0 for r in results)
+    if sys.platform.startswith("linux"):
+        assert all(r.peak_mb > 1 for r in results)
+    assert (tmp_path / "logs" / "worker-1.err").exists()
+
+
+def test_a_worker_that_exits_early_is_named_and_the_others_are_killed(fake, tmp_path, no_leftovers):
+    start = time.monotonic()
+    with pytest.raises(distributed.WorkerFailed) as failure:
+        distributed.run_workers(fake, ["die", tmp_path], workers=2, timeout=60, log_dir=tmp_path)
+    assert time.monotonic() - start < 30  # at once, not at the timeout
+    message = str(failure.value)
+    assert "worker 1 of 2 exited with code 1" in message
+    assert "worker 0 killed" in message and "none is left running" in message
+    assert "ValueError: worker 1 lost its data" in message  # the end of its stderr
+    first, second = failure.value.results
+    assert first.killed and first.returncode == -signal.SIGKILL
+    assert not second.killed and second.returncode == 1
+    assert not any(alive(r.pid) for r in failure.value.results)
+
+
+def test_what_a_worker_started_is_killed_with_it(fake, tmp_path, no_leftovers):
+    with pytest.raises(distributed.WorkerFailed, match="worker 1 of 2 exited with code 2"):
+        distributed.run_workers(fake, ["child", tmp_path], workers=2, timeout=60, log_dir=tmp_path)
+    deadline = time.monotonic() + 5
+    children = pids(tmp_path, "child")
+    while any(alive(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(children) == 2 and not any(alive(p) for p in children)  # of the killed worker and of the one that exited
+
+
+def test_the_timeout_kills_every_worker(fake, tmp_path, no_leftovers):
+    start = time.monotonic()
+    with pytest.raises(distributed.WorkerFailed, match="did not finish within the timeout of 1.5 s") as failure:
+        distributed.run_workers(fake, ["hang", tmp_path], workers=2, timeout=1.5, log_dir=tmp_path)
+    assert time.monotonic() - start < 15
+    assert all(r.killed for r in failure.value.results)
+    assert "worker 0, 1 still running" in str(failure.value)
+    assert not any(alive(r.pid) for r in failure.value.results)
+
+
+def test_a_port_already_bound_is_refused_before_anything_starts(fake, tmp_path, no_leftovers):
+    with socket.socket() as other_program:
+        other_program.bind(("127.0.0.1", 0))
+        other_program.listen()
+        taken = other_program.getsockname()[1]
+        free = distributed.free_ports(1)[0]
+        with pytest.raises(distributed.PortInUse, match=f"port {taken} on 127.0.0.1 is already in use"):
+            distributed.run_workers(fake, ["ok", tmp_path], workers=2, ports=[free, taken], timeout=30)
+    assert not pids(tmp_path, "pid"), "no worker should have been started"
+
+
+def test_a_port_taken_after_it_was_chosen_is_explained(fake, tmp_path, monkeypatch, no_leftovers):
+    monkeypatch.setattr(distributed, "port_is_free", lambda port, host="127.0.0.1": True)  # taken just after the check
+    with socket.socket() as other_program:
+        other_program.bind(("127.0.0.1", 0))
+        other_program.listen()
+        taken = other_program.getsockname()[1]
+        free = distributed.free_ports(1)[0]
+        with pytest.raises(distributed.WorkerFailed) as failure:
+            distributed.run_workers(fake, ["bind", tmp_path], workers=2, ports=[free, taken], timeout=60, log_dir=tmp_path)
+    message = str(failure.value)
+    assert "worker 1 of 2 exited with code 1" in message
+    assert f"port {taken} on 127.0.0.1 was taken by another program" in message and "Run the cell again" in message
+    assert not any(alive(r.pid) for r in failure.value.results)
+
+
+def test_an_interrupt_kills_the_workers(fake, tmp_path, monkeypatch, no_leftovers):
+    def interrupt(_seconds):  # the notebook's stop button, once both workers run
+        deadline = time.monotonic() + 20
+        while len(pids(tmp_path, "pid")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distributed, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=interrupt))
+    with pytest.raises(KeyboardInterrupt):
+        distributed.run_workers(fake, ["hang", tmp_path], workers=2, timeout=60, log_dir=tmp_path)
+    assert len(pids(tmp_path, "pid")) == 2
+    assert not any(alive(p) for p in pids(tmp_path, "pid"))
+    assert not distributed._RUNNING
+
+
+def test_bad_arguments(fake):
+    with pytest.raises(FileNotFoundError, match="no worker script"):
+        distributed.run_workers(fake.parent / "missing.py")
+    with pytest.raises(ValueError, match="different ports"):
+        distributed.run_workers(fake, workers=2, ports=[5000, 5000])
+    with pytest.raises(ValueError, match="timeout"):
+        distributed.run_workers(fake, timeout=0)
+
+
+# Two real workers: MultiWorkerMirroredStrategy, a custom step, synchronized gradients (as in notebook 07).
+TF_WORKER = """
+import json, os, sys, time
+import numpy as np
+import tensorflow as tf
+import keras
+
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+out = sys.argv[1]
+config = json.loads(os.environ["TF_CONFIG"])
+index, workers = config["task"]["index"], len(config["cluster"]["worker"])
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(64, 8)).astype("float32"), rng.integers(0, 3, 64).astype("int32")
+options = tf.data.Options()
+options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16).with_options(options)
+batches = iter(strategy.experimental_distribute_dataset(dataset))
+with strategy.scope():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+    optimizer = keras.optimizers.SGD(0.1)
+
+def replica_step(features, labels):
+    with tf.GradientTape() as tape:
+        per_example = keras.losses.sparse_categorical_crossentropy(labels, model(features), from_logits=True)
+        loss = tf.nn.compute_average_loss(per_example, global_batch_size=16)
+    optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+    return loss
+
+@tf.function
+def step(batch):
+    return strategy.reduce("SUM", strategy.run(replica_step, args=batch), axis=None)
+
+losses = [float(step(next(batches))) for _ in range(4)]
+weights = np.concatenate([np.ravel(v.numpy()) for v in model.weights])
+np.savez(os.path.join(out, f"worker-{index}.npz"), losses=losses, weights=weights)
+while not all(os.path.exists(os.path.join(out, f"worker-{i}.npz")) for i in range(workers)):
+    time.sleep(0.05)
+print(f"worker {index}: losses {losses}", flush=True)
+os._exit(0)
+"""
+
+
+def test_two_tensorflow_workers_stay_identical_and_follow_one_process(tmp_path):
+    script = tmp_path / "tf_worker.py"
+    script.write_text(textwrap.dedent(TF_WORKER))
+    env = {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    start = time.monotonic()
+    saved = {}
+    for workers in (2, 1):
+        out = tmp_path / str(workers)
+        out.mkdir()
+        results = distributed.run_workers(script, [out], workers=workers, timeout=120, env=env, log_dir=out)
+        assert [r.returncode for r in results] == [0] * workers
+        for r in results:
+            with np.load(out / f"worker-{r.index}.npz") as data:
+                saved[workers, r.index] = dict(data)
+    assert time.monotonic() - start < 110
+    assert np.array_equal(saved[2, 0]["weights"], saved[2, 1]["weights"])  # bit for bit
+    np.testing.assert_allclose(saved[2, 0]["losses"], saved[1, 0]["losses"], rtol=1e-5)
