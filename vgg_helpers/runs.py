@@ -452,8 +452,8 @@ def _complete_zip(path: Path) -> bool:
 class _Recorder(keras.callbacks.Callback):
     """Records each epoch's logs, new best models and the backup's checksums. It works wherever it sits
     in the callbacks list: what it misses at the end of one epoch it finds at the start of the next.
-    After each epoch it also returns free C-heap memory to the system (``runtime._malloc_trim``: three
-    epochs at width ×1/8 held 966 MiB without it, 823 MiB with it)."""
+    After each epoch it also returns free C-heap memory to the system (``runtime._malloc_trim``;
+    docs/benchmarks.md, "Memory")."""
 
     def __init__(self, run: Run, monitor: str):
         super().__init__()

@@ -147,7 +147,7 @@ MMAP_THRESHOLD = 4 * 2**20
 def _glibc():
     """The C library, loaded once, where it is glibc (Linux: Binder, Colab); ``None`` elsewhere.
 
-    Looking it up runs ``ldconfig`` (1.6 ms here), too slow to repeat after every cell and epoch.
+    Looking it up runs ``ldconfig``, too slow to repeat after every cell and epoch (docs/benchmarks.md).
     """
     import ctypes
     import ctypes.util
@@ -167,11 +167,9 @@ def _return_large_blocks() -> bool:
 
     By default glibc raises this threshold each time a large block is freed (up to 32 MB), after
     which blocks of that size stay in its per-thread heaps once freed. Training steps free and
-    reallocate activations of every size from several threads, and those heaps kept growing:
-    measured on a 2-core CPU, three training steps of the full-width blog network (batch 128)
-    peaked at 1,606-1,720 MiB with 1,347-1,584 MiB still held afterwards; with a fixed 4 MB
-    threshold, 1,259-1,270 MiB and 848-851 MiB. Step time: 2.6 s instead of 2.5 s at full width,
-    unchanged at widths 1/8 and 1/4 (a 1 MB threshold cost 15-20% there).
+    reallocate activations of every size from several threads, and those heaps kept growing; with a
+    fixed 4 MB threshold the full-width network's peak and held memory fell by hundreds of MB, at the
+    same speed at the cpu budget's width (docs/benchmarks.md, "Memory").
 
     Returns whether the setting took effect: it is skipped where the C library is not glibc, or
     where ``MALLOC_MMAP_THRESHOLD_`` is set.
@@ -193,8 +191,8 @@ def import_tensorflow():
 
     - ``TF_ENABLE_ONEDNN_OPTS=1``. TensorFlow turns its oneDNN CPU kernels on by itself only on CPUs with
       AVX-512 (most servers); on AVX2-only CPUs (AMD EPYC and Ryzen, most laptops) it leaves them off.
-      Turned on, notebook 04's training step ran twice as fast on an AVX2-only AMD EPYC, with the same peak
-      memory (docs/benchmarks.md). Set it to 0 before importing to compare.
+      Turned on, notebook 04's training step runs about twice as fast on an AVX2-only AMD EPYC, with the
+      same peak memory (docs/benchmarks.md). Set it to 0 before importing to compare.
     - ``TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1``: with oneDNN on, TensorFlow's CPU allocator keeps every large
       block it frees in a pool of its own, so a notebook that builds a full-width network and deletes it
       never gets those hundreds of MB back; this makes it use malloc, and :func:`_return_large_blocks`
@@ -337,10 +335,9 @@ def _malloc_trim(*_) -> bool:
 def trim_after_each_cell() -> bool:
     """In IPython/Jupyter, return free C-heap memory to the system after every cell.
 
-    glibc keeps what TensorFlow's worker threads free in per-thread heaps and rarely hands it back:
-    measured in notebook 03, the cell that trains the blog's network (60 steps at width 1/8) left
-    the kernel 237 MiB larger, 161 MiB of it free heap that one ``malloc_trim`` (8 ms) returned. This
-    registers that call as a ``post_run_cell`` event, once. Returns whether the hook is in place.
+    glibc keeps what TensorFlow's worker threads free in per-thread heaps and rarely hands it back
+    (docs/benchmarks.md, "Memory", has what one training cell of notebook 03 left behind). This
+    registers ``malloc_trim`` as a ``post_run_cell`` event, once. Returns whether the hook is in place.
     """
     try:
         from IPython import get_ipython

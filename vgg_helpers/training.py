@@ -19,7 +19,7 @@ def compile_classifier(model: keras.Model, optimizer="adam", metrics=("accuracy"
     )
     # Create the optimizer's slots now, eagerly. Left to the first training step, they are created
     # inside tf.function, which registers ~8 small graph functions per weight that TensorFlow never
-    # frees: measured here, each compile + fit of the ×1/8 VGG then kept 65 MB instead of 45 MB.
+    # frees (docs/benchmarks.md, "Memory").
     model.optimizer.build(model.trainable_variables)
     return model
 
@@ -52,7 +52,7 @@ def use_accelerator(has_gpu: bool | None = None) -> str:
     On a GPU: the ``mixed_float16`` dtype policy (float16 maths on tensor cores, float32 weights;
     Keras adds loss scaling and :func:`~vgg_helpers.models.build_model` keeps the logits float32).
     XLA needs nothing: Keras' ``jit_compile="auto"`` compiles with XLA when a GPU is present and
-    not on a CPU, where it measured *slower* here (751 against 1,539 images/s for the ×1/8 VGG).
+    not on a CPU, where it trained the ×1/8 VGG slower with oneDNN on (docs/benchmarks.md).
     On a CPU: float32, no XLA; oneDNN (on by default) does the fast convolutions.
     Call it before building the model.
     """
