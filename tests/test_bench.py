@@ -73,17 +73,25 @@ def test_notebook_memory_run(tmp_path):
 
 def test_notebook_tables_are_written_between_markers(tmp_path):
     runs = [bench.NotebookRun("00_start_here", "cpu", 803.4, 8.2), bench.NotebookRun("04_training_mnist", "cpu", 1362.0, 412.0)]
-    table = bench.markdown_table(runs, "a test machine")
-    assert "| 00_start_here | 8 s | 803 MB |" in table and "| 04_training_mnist | 6.9 min | 1,362 MB |" in table
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{bench.TABLE_START}\nold table\n{bench.TABLE_END}\noutro\n")
-    bench.write_tables([readme], table)
+    bench.write_tables([readme], runs, "a test machine")
     text = readme.read_text()
-    assert text.startswith("intro\n") and text.endswith("\noutro\n") and "old table" not in text and "803 MB" in text
+    assert text.startswith("intro\n") and text.endswith("\noutro\n") and "old table" not in text
+    assert "| 00_start_here | 8 s | 803 MB |" in text and "| 04_training_mnist | 6.9 min | 1,362 MB |" in text
+    assert "a test machine" in text
+    # Running one notebook again replaces its row and keeps the others, in the notebooks' order.
+    bench.write_tables([readme], [bench.NotebookRun("03_exploding_loss", "cpu", 1400.0, 150.0)], "another machine")
+    rows = list(bench.table_rows(readme.read_text()))
+    assert rows == ["00_start_here", "03_exploding_loss", "04_training_mnist"]
+    bench.write_tables([readme], [bench.NotebookRun("00_start_here", "cpu", 900.0, 12.0)], "another machine")
+    assert "| 00_start_here | 12 s | 900 MB |" in readme.read_text() and "803 MB" not in readme.read_text()
     bare = tmp_path / "bare.md"
     bare.write_text("no markers")
+    before = readme.read_text()
     with pytest.raises(ValueError, match="has no table markers"):
-        bench.write_tables([bare], table)
+        bench.write_tables([readme, bare], runs, "a test machine")
+    assert readme.read_text() == before  # nothing written when one file cannot take the table
 
 
 def test_saving_writes_back_only_a_notebook_that_ran(tmp_path):

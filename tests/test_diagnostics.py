@@ -188,3 +188,18 @@ def test_init_explorer_updates_on_change(batch):
     ui.controls["initializer"].value = "he_normal"
     assert "he_normal + LRN" in text.value and "✓ close to" in text.value
     assert ui.controls["stddev"].disabled
+
+
+def test_gradient_measurement_in_chunks_equals_the_whole_array():
+    """Measured a chunk at a time (bounded memory at full width) and in one float64 piece: the same."""
+    values = np.random.default_rng(1).normal(0, 1e18, int(2.5 * d._CHUNK)).astype(np.float32)
+    values[[5, d._CHUNK + 7]] = [np.inf, np.nan]
+    values[-3:] = [3e19, -2e19, 1e38]
+    whole = values.astype(np.float64)
+    finite = whole[np.isfinite(whole)]
+    measured = d._measure(values, np.sqrt(d.FLOAT32_MAX))
+    assert measured["not finite"] == pytest.approx(2 / values.size)
+    assert measured["largest |g|"] == pytest.approx(1e38, rel=1e-6)
+    assert measured["g² overflows float32"] == pytest.approx(np.mean(np.abs(whole) > np.sqrt(d.FLOAT32_MAX)))
+    assert measured["norm"] == pytest.approx(np.linalg.norm(finite), rel=1e-9)
+    assert np.isnan(d._measure(np.array([np.nan, np.inf], np.float32), 1.0)["largest |g|"])

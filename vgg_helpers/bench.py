@@ -199,30 +199,49 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
 
 
-def markdown_table(runs: list[NotebookRun], machine: str) -> str:
-    """The run-time and memory table that README.md and docs/teaching.md both show."""
+def _table_row(run: NotebookRun) -> str:
+    return f"| {run.name} | {format_duration(run.wall_seconds)} | {run.peak_rss_mb:,.0f} MB |"
+
+
+def markdown_table(runs: list[NotebookRun], machine: str, rows: dict[str, str] | None = None) -> str:
+    """The run-time and memory table that README.md and docs/teaching.md both show. ``rows`` (name: row) are
+    rows kept from an earlier table, for the notebooks that ``runs`` did not run again."""
+    merged = dict(rows or {})
+    merged.update({r.name: _table_row(r) for r in runs})
     lines = [
         TABLE_START,
         f"| notebook | {runs[0].budget} budget: Run All | kernel peak memory |",
         "|---|---|---|",
-        *(f"| {r.name} | {format_duration(r.wall_seconds)} | {r.peak_rss_mb:,.0f} MB |" for r in runs),
+        *(merged[name] for name in sorted(merged)),
         "",
-        f"Measured in one run of `python -m vgg_helpers.bench --notebooks notebooks/*.ipynb --budget {runs[0].budget}` "
-        f"on {machine} (MB: 10⁶ bytes).",
+        f"Measured with `python -m vgg_helpers.bench --notebooks notebooks/*.ipynb --budget {runs[0].budget}` "
+        f"(each notebook in a fresh kernel) on {machine} (MB: 10⁶ bytes).",
         TABLE_END,
     ]
     return "\n".join(lines)
 
 
-def write_tables(paths, table: str) -> None:
-    """Replace the text between the table markers in each file (a ``ValueError`` names a file without them)."""
-    for path in map(Path, paths):
-        text = path.read_text()
+def table_rows(text: str) -> dict[str, str]:
+    """The rows (notebook name: row) of the table between the markers in ``text``; empty without one."""
+    if TABLE_START not in text or TABLE_END not in text:
+        return {}
+    table = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0]
+    return {m.group(1): m.group(0) for m in re.finditer(r"^\| (\d\d_\w+) \|.*\|$", table, re.M)}
+
+
+def write_tables(paths, runs: list[NotebookRun], machine: str) -> None:
+    """Write the table of ``runs`` between the markers of each file, keeping the rows of notebooks not run
+    again (a ``ValueError`` names a file without markers, before any file is written)."""
+    paths = list(map(Path, paths))
+    texts = {path: path.read_text() for path in paths}
+    for path, text in texts.items():
         if TABLE_START not in text or TABLE_END not in text:
             raise ValueError(
                 f"{path} has no table markers: add the lines {TABLE_START!r} and {TABLE_END!r} where the table goes."
             )
+    for path, text in texts.items():
         before, rest = text.split(TABLE_START, 1)
+        table = markdown_table(runs, machine, rows=table_rows(text))
         path.write_text(before + table + rest.split(TABLE_END, 1)[1])
 
 
@@ -251,7 +270,7 @@ def _notebooks(args) -> int:
     print(format_notebook_table(runs, args.limit_mb))
     failed = [r for r in runs if r.error or r.peak_rss_mb > args.limit_mb]
     if args.tables and not failed:
-        write_tables(args.tables, markdown_table(runs, machine_line().removeprefix("machine: ")))
+        write_tables(args.tables, runs, machine_line().removeprefix("machine: "))
         print(f"\nwrote the table into {', '.join(args.tables)}")
     return 1 if failed else 0
 
@@ -284,7 +303,12 @@ def main(argv=None) -> int:
     parser.add_argument("--notebooks", nargs="+", metavar="NOTEBOOK", help="instead: run these notebooks, report memory and time")
     parser.add_argument("--budget", default="cpu", help="budget for --notebooks (default cpu)")
     parser.add_argument("--save", action="store_true", help="with --notebooks: write each executed notebook back")
-    parser.add_argument("--tables", nargs="+", metavar="FILE", help="with --notebooks: write the run-time table into these files")
+    parser.add_argument(
+        "--tables",
+        nargs="+",
+        metavar="FILE",
+        help="with --notebooks: write the run-time table into these files (rows of notebooks not run again are kept)",
+    )
     parser.add_argument("--limit-mb", type=float, default=1500, help="memory limit for --notebooks in MB (default 1500 = 1.5 GB)")
     args = parser.parse_args(argv)
 

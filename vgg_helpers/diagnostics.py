@@ -216,6 +216,46 @@ def _mean_and_variance(values: np.ndarray, chunk: int = 1 << 20) -> tuple[float,
     return mean, variance
 
 
+#: Entries measured at a time by ``gradient_stats``: its float64 copies stay at 8 MB whatever the layer's size.
+_CHUNK = 2**20
+
+
+def _measure(values: np.ndarray, limit: float) -> dict:
+    """Largest |g|, share not finite, share above ``limit`` and the norm of a flat float32 array, in float64,
+    one chunk at a time (a whole float64 copy of the blog's first dense kernel would be 134 MB, several
+    temporaries of it half a gigabyte)."""
+    largest, not_finite, over, squares = 0.0, 0, 0, 0.0
+    for start in range(0, max(values.size, 1), _CHUNK):
+        chunk = values[start : start + _CHUNK].astype(np.float64)
+        finite = chunk[np.isfinite(chunk)]
+        not_finite += chunk.size - finite.size
+        over += int(np.count_nonzero(np.abs(chunk) > limit))
+        if finite.size:
+            largest = max(largest, float(np.abs(finite).max()))
+            squares += float(np.dot(finite, finite))
+    size = max(values.size, 1)
+    return {
+        "largest |g|": largest if not_finite < values.size else float("nan"),
+        "not finite": not_finite / size,
+        "g² overflows float32": over / size,
+        "norm": float(np.sqrt(squares)),
+    }
+
+
+def _group_gradients(model: keras.Model, kernels: list):
+    """A compiled function of (x, y): the gradient of the loss with respect to ``kernels``. A graph frees each
+    intermediate once it is used: at the blog's full width its peak is half an eager tape's."""
+
+    @tf.function
+    def gradients(x, y):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=False)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+        return tape.gradient(loss, kernels)
+
+    return gradients
+
+
 def gradient_stats(model: keras.Model, x, y):
     """For every conv and dense kernel, the gradient of the loss on one batch, at the current weights, as
     TensorFlow computes it (float32) but measured in float64, so that the measurement cannot overflow:
@@ -223,33 +263,24 @@ def gradient_stats(model: keras.Model, x, y):
     (|g| > 1.8·10¹⁹: what Adam's running average of g² cannot hold), and the norm. A ``pandas.DataFrame``
     indexed by layer.
 
-    The gradients are taken in groups (all conv kernels, then each dense kernel on its own) and dropped once
-    measured: at the blog's full width all of them at once are 210 MB, the largest group 75 MB.
+    The gradients are taken in groups (all conv kernels, then each dense kernel on its own), each in a
+    compiled graph, and dropped once measured: at the blog's full width all of them at once are 210 MB, the
+    largest group 75 MB (docs/benchmarks.md has the memory this saves).
     """
     import pandas as pd
 
     x = tf.convert_to_tensor(np.asarray(x, dtype="float32"))
+    y = tf.convert_to_tensor(np.asarray(y))
     named = weight_layers(model)
     groups = [[item for item in named if item[0].startswith("conv")]] + [[item] for item in named if item[0].startswith("fc")]
-    with tf.GradientTape(persistent=True) as tape:
-        logits = model(x, training=False)
-        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(np.asarray(y), logits, from_logits=True))
     rows = {}
     limit = np.sqrt(FLOAT32_MAX)
     for group in filter(None, groups):
-        grads = tape.gradient(loss, [layer.kernel for _, layer in group])
+        grads = _group_gradients(model, [layer.kernel for _, layer in group])(x, y)
         for (name, _), g in zip(group, grads, strict=True):
-            values = np.zeros(1) if g is None else keras.ops.convert_to_numpy(g).astype(np.float64).ravel()
-            finite = np.isfinite(values)
-            with np.errstate(over="ignore", invalid="ignore"):
-                rows[name] = {
-                    "largest |g|": float(np.abs(values[finite]).max()) if finite.any() else float("nan"),
-                    "not finite": float(1 - finite.mean()),
-                    "g² overflows float32": float(np.mean(np.abs(values) > limit)),
-                    "norm": float(np.linalg.norm(values[finite])),
-                }
+            values = np.zeros(1, np.float32) if g is None else keras.ops.convert_to_numpy(g).ravel()
+            rows[name] = _measure(values, limit)
         del grads
-    del tape
     return pd.DataFrame.from_dict({name: rows[name] for name, _ in named}, orient="index")
 
 

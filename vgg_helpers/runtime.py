@@ -212,6 +212,8 @@ def import_tensorflow():
             tf.config.list_physical_devices()
             _split_cpu(tf, os.environ.get(ENV_LOGICAL_CPUS, "").strip())
             _ = (tf.constant(1.0) + 1.0).numpy()  # first-op logs happen here, not later
+            half = tf.ones((2, 2), tf.float16)  # with oneDNN on an AVX2-only CPU, the first float16 op logs an
+            _ = tf.linalg.matmul(half, half).numpy()  # error-level line once ("supports DT_HALF only on AVX-512")
         except ImportError as err:
             sink.seek(0)
             log = sink.read().decode(errors="replace").strip()
