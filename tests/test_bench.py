@@ -104,3 +104,16 @@ def test_saving_writes_back_only_a_notebook_that_ran(tmp_path):
     before = bad.read_text()
     assert "broken on purpose" in bench.run_notebook(bad, budget="fast", save=True).error
     assert bad.read_text() == before
+
+
+def test_speed_probe_reports_one_configuration(capsys):
+    import json
+
+    assert bench.main(["--speed", '{"width": 0.0625, "steps": 2, "bn": "fused"}']) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["width"] == 0.0625 and result["bn"] == "fused" and result["steps"] == 2
+    assert result["images_per_second"] > 0 and result["params"] == 210_622 and isinstance(result["onednn"], bool)
+    with pytest.raises(ValueError, match="unknown --speed keys"):
+        bench.speed_probe({"widht": 0.125})
+    with pytest.raises(ValueError, match='net "vgg" or "convnet"'):
+        bench.speed_probe({"net": "resnet"})

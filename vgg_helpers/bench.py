@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from vgg_helpers.training import TrainingCurve, train_and_evaluate
 
@@ -89,11 +90,23 @@ def median_ratio(ratios: list[float | None]) -> float | None:
     return None if median is None or median == float("inf") else median
 
 
+def _onednn_on() -> bool | None:
+    """Whether TensorFlow runs its oneDNN kernels (None where this TensorFlow cannot say)."""
+    from vgg_helpers.runtime import import_tensorflow
+
+    import_tensorflow()
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:  # pragma: no cover - another TensorFlow layout
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def machine_line() -> str:
     """The CPU, its cores and whether TensorFlow's oneDNN kernels are on: what the throughput depends on."""
     import os
 
-    from vgg_helpers.runtime import describe_device, import_tensorflow
+    from vgg_helpers.runtime import describe_device
 
     model = "unknown CPU"
     try:
@@ -105,13 +118,7 @@ def machine_line() -> str:
         flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags"))
     except (OSError, StopIteration):
         pass
-    import_tensorflow()
-    try:
-        from tensorflow.python.util import _pywrap_util_port
-
-        onednn = "on" if _pywrap_util_port.IsMklEnabled() else "off"
-    except ImportError:  # pragma: no cover - another TensorFlow layout
-        onednn = "unknown"
+    onednn = {True: "on", False: "off", None: "unknown"}[_onednn_on()]
     avx512 = "AVX-512" if "avx512f" in flags else "no AVX-512"
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return f"machine: {model}, {usable} usable cores, {avx512}, oneDNN {onednn}; {describe_device()}"
@@ -245,6 +252,60 @@ def write_tables(paths, runs: list[NotebookRun], machine: str) -> None:
         path.write_text(before + table + rest.split(TABLE_END, 1)[1])
 
 
+# --- Training speed of one configuration (docs/benchmarks.md's speed table) ------------------------------
+
+#: Keys of a ``--speed`` configuration and their defaults.
+SPEED_DEFAULTS = {"net": "vgg", "width": 0.125, "batch": 128, "bn": "keras", "augment": False, "jit": False, "steps": 30}
+
+
+def speed_probe(config: dict) -> dict:
+    """Images per second of ``model.fit`` for one configuration, on random images (speed does not depend on
+    the pixels): the fixed VGG (``net`` "vgg"; ``bn`` "keras", "fused" or "none") or Keras' convnet ("convnet"),
+    5 warm-up steps, then ``steps`` timed. Returns the configuration with ``images_per_second``, the
+    parameter count, whether oneDNN is on and the process's peak resident memory in MB. Run one per fresh
+    process to compare oneDNN on and off (``TF_ENABLE_ONEDNN_OPTS`` is read when TensorFlow loads)."""
+    import resource
+
+    from vgg_helpers.architectures import blog_vgg
+    from vgg_helpers.data import augmenter, make_dataset
+    from vgg_helpers.models import build_model, simple_convnet
+    from vgg_helpers.training import compile_classifier
+
+    unknown = set(config) - set(SPEED_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown --speed keys {sorted(unknown)}; known: {sorted(SPEED_DEFAULTS)}")
+    c = {**SPEED_DEFAULTS, **config}
+    if c["net"] not in ("vgg", "convnet") or c["bn"] not in ("keras", "fused", "none") or c["steps"] < 1:
+        raise ValueError(f'--speed needs net "vgg" or "convnet", bn "keras", "fused" or "none", steps ≥ 1; got {c}')
+    keras.utils.set_random_seed(0)
+    if c["net"] == "convnet":
+        model = simple_convnet()
+    else:
+        arch = blog_vgg(lrn=False, batchnorm=c["bn"] != "none")
+        model = build_model(arch, width=c["width"], initializer="he_normal", bn_momentum=0.9, fused_bn=c["bn"] == "fused")
+    compile_classifier(model, keras.optimizers.Adam(1e-3), metrics=("accuracy",), jit_compile=c["jit"])
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (4096, 28, 28), dtype=np.uint8), rng.integers(0, 10, 4096).astype(np.uint8)
+    ds = make_dataset(x, y, batch_size=c["batch"], shuffle=True, repeat=True)
+    if c["augment"]:
+        import tensorflow as tf
+
+        aug = augmenter()
+        ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    model.fit(ds, steps_per_epoch=5, epochs=1, verbose=0)  # traces the step
+    start = time.perf_counter()
+    model.fit(ds, steps_per_epoch=c["steps"], epochs=1, verbose=0)
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # Linux reports KiB
+    return {
+        **c,
+        "images_per_second": round(c["steps"] * c["batch"] / seconds),
+        "params": model.count_params(),
+        "onednn": _onednn_on(),
+        "peak_mb": round(peak_mb),
+    }
+
+
 # --- The command --------------------------------------------------------------------------------------
 
 
@@ -309,11 +370,24 @@ def main(argv=None) -> int:
         metavar="FILE",
         help="with --notebooks: write the run-time table into these files (rows of notebooks not run again are kept)",
     )
+    parser.add_argument(
+        "--speed",
+        metavar="JSON",
+        help='instead: time one configuration\'s training steps, e.g. \'{"width": 0.125, "bn": "fused"}\' (keys: '
+        + ", ".join(SPEED_DEFAULTS)
+        + "), and print one JSON line",
+    )
     parser.add_argument("--limit-mb", type=float, default=1500, help="memory limit for --notebooks in MB (default 1500 = 1.5 GB)")
     args = parser.parse_args(argv)
 
     if args.notebooks:
         return _notebooks(args)
+    if args.speed:
+        import json
+
+        setup(verbose=False)
+        print(json.dumps(speed_probe(json.loads(args.speed))), flush=True)
+        return 0
 
     budget = setup()
     print(machine_line())

@@ -10,12 +10,14 @@ import keras
 import numpy as np
 
 
-def compile_classifier(model: keras.Model, optimizer="adam", metrics=("accuracy",)) -> keras.Model:
-    """Compile for 10-class digits: the model outputs logits, labels are integers."""
+def compile_classifier(model: keras.Model, optimizer="adam", metrics=("accuracy",), jit_compile="auto") -> keras.Model:
+    """Compile for 10-class digits: the model outputs logits, labels are integers. ``jit_compile`` as Keras'
+    (``"auto"``: no XLA on a CPU)."""
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=list(metrics),
+        jit_compile=jit_compile,
     )
     # Create the optimizer's slots now, eagerly. Left to the first training step, they are created
     # inside tf.function, which registers ~8 small graph functions per weight that TensorFlow never
