@@ -259,17 +259,17 @@ SPEED_DEFAULTS = {"net": "vgg", "width": 0.125, "batch": 128, "bn": "keras", "au
 
 
 def speed_probe(config: dict) -> dict:
-    """Images per second of ``model.fit`` for one configuration, on random images (speed does not depend on
-    the pixels): the fixed VGG (``net`` "vgg"; ``bn`` "keras", "fused" or "none") or Keras' convnet ("convnet"),
+    """Images per second of ``model.fit`` for one configuration, measured by
+    :func:`~vgg_helpers.training.measure_training_speed` on random images (speed does not depend on the
+    pixels): the fixed VGG (``net`` "vgg"; ``bn`` "keras", "fused" or "none") or Keras' convnet ("convnet"),
     5 warm-up steps, then ``steps`` timed. Returns the configuration with ``images_per_second``, the
     parameter count, whether oneDNN is on and the process's peak resident memory in MB. Run one per fresh
     process to compare oneDNN on and off (``TF_ENABLE_ONEDNN_OPTS`` is read when TensorFlow loads)."""
     import resource
 
     from vgg_helpers.architectures import blog_vgg
-    from vgg_helpers.data import augmenter, make_dataset
     from vgg_helpers.models import build_model, simple_convnet
-    from vgg_helpers.training import compile_classifier
+    from vgg_helpers.training import measure_training_speed
 
     unknown = set(config) - set(SPEED_DEFAULTS)
     if unknown:
@@ -283,23 +283,16 @@ def speed_probe(config: dict) -> dict:
     else:
         arch = blog_vgg(lrn=False, batchnorm=c["bn"] != "none")
         model = build_model(arch, width=c["width"], initializer="he_normal", bn_momentum=0.9, fused_bn=c["bn"] == "fused")
-    compile_classifier(model, keras.optimizers.Adam(1e-3), metrics=("accuracy",), jit_compile=c["jit"])
     rng = np.random.default_rng(0)
-    x, y = rng.integers(0, 256, (4096, 28, 28), dtype=np.uint8), rng.integers(0, 10, 4096).astype(np.uint8)
-    ds = make_dataset(x, y, batch_size=c["batch"], shuffle=True, repeat=True)
-    if c["augment"]:
-        import tensorflow as tf
-
-        aug = augmenter()
-        ds = ds.map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
-    model.fit(ds, steps_per_epoch=5, epochs=1, verbose=0)  # traces the step
-    start = time.perf_counter()
-    model.fit(ds, steps_per_epoch=c["steps"], epochs=1, verbose=0)
-    seconds = time.perf_counter() - start
+    images = c["batch"] * (c["steps"] + 1)
+    x, y = rng.integers(0, 256, (images, 28, 28), dtype=np.uint8), rng.integers(0, 10, images).astype(np.uint8)
+    speed = measure_training_speed(
+        model, x, y, batch_size=c["batch"], steps=c["steps"], augment=c["augment"], warmup_steps=5, jit_compile=c["jit"]
+    )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # Linux reports KiB
     return {
         **c,
-        "images_per_second": round(c["steps"] * c["batch"] / seconds),
+        "images_per_second": round(speed),
         "params": model.count_params(),
         "onednn": _onednn_on(),
         "peak_mb": round(peak_mb),

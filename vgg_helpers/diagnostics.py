@@ -196,7 +196,12 @@ def scale_predictions(model: keras.Model, x) -> list[ScalePrediction]:
     return rows
 
 
-def _mean_and_variance(values: np.ndarray, chunk: int = 1 << 20) -> tuple[float, float]:
+#: Entries reduced at a time in float64 (by ``_mean_and_variance`` and ``gradient_stats``): 8 MB copies
+#: whatever the layer's size.
+_CHUNK = 2**20
+
+
+def _mean_and_variance(values: np.ndarray, chunk: int = _CHUNK) -> tuple[float, float]:
     """Mean and variance accumulated in float64, a chunk at a time.
 
     A float64 copy of a full-width dense kernel (4096 × 4096) is 134 MB, and ``var`` makes a second
@@ -214,10 +219,6 @@ def _mean_and_variance(values: np.ndarray, chunk: int = 1 << 20) -> tuple[float,
         mean = total / flat.size
         variance = max(squares / flat.size - mean * mean, 0.0) if math.isfinite(squares) else float("inf")
     return mean, variance
-
-
-#: Entries measured at a time by ``gradient_stats``: its float64 copies stay at 8 MB whatever the layer's size.
-_CHUNK = 2**20
 
 
 def _measure(values: np.ndarray, limit: float) -> dict:

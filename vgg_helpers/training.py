@@ -196,17 +196,27 @@ def size_training(
     )
 
 
-def measure_training_speed(model: keras.Model, x, y, batch_size: int = 128, steps: int = 10, augment: bool = False) -> float:
-    """Images per second of ``model.fit`` on this machine: ``steps`` steps of the real pipeline after one
-    warm-up step (tracing). A few seconds at the cpu budget's width. The model is left as it was."""
+def measure_training_speed(
+    model: keras.Model,
+    x,
+    y,
+    batch_size: int = 128,
+    steps: int = 10,
+    augment: bool = False,
+    warmup_steps: int = 1,
+    jit_compile="auto",
+) -> float:
+    """Images per second of ``model.fit`` on this machine: ``steps`` steps of the real pipeline after
+    ``warmup_steps`` (the first traces the step). A few seconds at the cpu budget's width. The model is left
+    as it was (``jit_compile`` as :func:`compile_classifier`'s)."""
     from vgg_helpers.data import training_dataset
 
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}.")
+    if steps < 1 or warmup_steps < 1:
+        raise ValueError(f"steps and warmup_steps must be at least 1, got {steps} and {warmup_steps}.")
     weights = model.get_weights()
     ds = training_dataset(x[: batch_size * (steps + 1)], y[: batch_size * (steps + 1)], batch_size, augment=augment).repeat()
-    compile_classifier(model, keras.optimizers.Adam(1e-3), metrics=("accuracy",))
-    model.fit(ds, steps_per_epoch=1, epochs=1, verbose=0)  # traces the step
+    compile_classifier(model, keras.optimizers.Adam(1e-3), metrics=("accuracy",), jit_compile=jit_compile)
+    model.fit(ds, steps_per_epoch=warmup_steps, epochs=1, verbose=0)  # traces the step
     start = time.perf_counter()
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
     seconds = time.perf_counter() - start
