@@ -11,7 +11,10 @@ from vgg_helpers.training import TrainingCurve
 
 def result(name, seconds, accuracies, to_target):
     intervals = [seconds / len(accuracies)] * len(accuracies)
-    return TrainingCurve(name, 1000, 2000, len(accuracies), 100.0, accuracies, intervals, to_target, 500.0, 128)
+    return TrainingCurve(
+        name, 1000, 2000, len(accuracies), 100.0, accuracies, intervals, to_target, 500.0, steps_per_eval=1,
+        batch_size=128, train_examples=10_000,
+    )  # fmt: skip
 
 
 def test_table_and_ratio():
@@ -25,6 +28,15 @@ def test_table_and_ratio():
     assert "> 60" in bench.format_table([never, b], 0.99) and "never" in bench.format_table([never, b], 0.99)
     assert bench.time_ratio([never, b]) is None
     assert b.examples_to_target == 384 and never.examples_to_target is None
+
+
+def test_images_seen_count_the_smaller_last_batch_of_each_pass():
+    # notebook 06: a quarter of the training set, 13,750 images = 107 batches of 128 and one of 54, 4 evaluations
+    curve = TrainingCurve("x", 1, 1, 1.0, 1.0, [0.5] * 4, [1.0] * 4, None, 1.0, 27, 128, 13_750)
+    assert list(curve.examples_seen) == [3_456, 6_912, 10_368, 13_750]
+    # the benchmark: 55,000 images, 430 steps per pass, an evaluation every 54 steps; the 12th is in the second pass
+    curve = TrainingCurve("x", 1, 1, 1.0, 1.0, [0.5] * 12, [1.0] * 12, None, 1.0, 54, 128, 55_000)
+    assert curve.examples_seen[-1] == 55_000 + (648 - 430) * 128
 
 
 def test_median_ratio_counts_a_run_that_never_reached_the_target_as_slowest():

@@ -306,3 +306,15 @@ def test_read_data_sets_names_the_splits():
     mnist = read_data_sets({"train": (x, y), "val": (x[:4], y[:4]), "test": (x[:6], y[:6])})
     assert (mnist.train.num_examples, mnist.validation.num_examples, mnist.test.num_examples) == (10, 4, 6)
     assert mnist.test.labels.shape == (6, 10)
+
+
+def test_pipelines_run_without_the_autotune_thread():
+    # With tf.data's autotuning on, fit and evaluate could wait up to seconds for its thread after the last
+    # step (docs/benchmarks.md); the project's pipelines turn it off.
+    x, y = np.zeros((8, 28, 28), np.uint8), np.zeros(8, np.uint8)
+    for ds in (
+        data.make_dataset(x, y, batch_size=4),
+        data.training_dataset(x, y, batch_size=4, augment=False),
+        data.training_dataset(x, y, batch_size=4, augment=True),
+    ):
+        assert ds.options().autotune.enabled is False

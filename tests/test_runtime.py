@@ -266,3 +266,14 @@ def test_the_cpu_splits_into_logical_devices_before_tensorflow_starts():
     env["VGG_LOGICAL_CPUS"] = "two"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode != 0 and "VGG_LOGICAL_CPUS='two' must be a whole number" in result.stderr
+
+
+def test_the_device_line_counts_the_cores_this_process_may_use(monkeypatch):
+    # Under `taskset -c 0` (as on Binder's single core) the setup line must not claim the machine's cores.
+    from vgg_helpers import runtime
+
+    monkeypatch.setattr(runtime, "gpu_names", lambda: [])
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert runtime.describe_device() == "CPU (1 core)"
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert runtime.describe_device() == "CPU (3 cores)"

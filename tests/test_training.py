@@ -170,3 +170,17 @@ def test_measuring_the_speed_leaves_the_model_as_it_was():
     speed = measure_training_speed(model, x, y, batch_size=32, steps=3)
     assert speed > 0
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+
+
+def test_step_clock_times_the_steps_after_the_warm_up_and_nothing_else(monkeypatch):
+    import vgg_helpers.training as training
+
+    times = iter([1.0, 2.0, 2.5, 3.0, 3.5])  # the ends of steps 0-4: step 0 is the warm-up (tracing)
+    monkeypatch.setattr(training.time, "perf_counter", lambda: next(times))
+    clock = training.StepClock(start_after=1)
+    for batch in range(5):
+        clock.on_train_batch_end(batch)
+    # whatever happens after the last step (fit tearing down its input pipeline) is not on this clock
+    assert (clock.steps, clock.seconds) == (4, 2.5)
+    with pytest.raises(ValueError, match="no steps were timed"):
+        _ = training.StepClock(start_after=3).seconds

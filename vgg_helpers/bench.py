@@ -43,6 +43,8 @@ SWEEP = (
     {"width": 0.125, "batch_size": 128, "learning_rate": 0.02, "epochs": 2.0, "fused_bn": True},
     {"width": 0.125, "batch_size": 128, "learning_rate": 0.02, "epochs": 1.5, "fused_bn": True},
     {"width": 0.0625, "batch_size": 128, "learning_rate": 0.02, "epochs": 2.0, "fused_bn": True},
+    {"width": 0.125, "batch_size": 128, "learning_rate": 0.02, "epochs": 1.25, "fused_bn": True},
+    {"width": 0.125, "batch_size": 128, "learning_rate": 0.03, "epochs": 1.25, "fused_bn": True},
 )
 
 
@@ -104,9 +106,8 @@ def _onednn_on() -> bool | None:
 
 def machine_line() -> str:
     """The CPU, its cores and whether TensorFlow's oneDNN kernels are on: what the throughput depends on."""
-    import os
 
-    from vgg_helpers.runtime import describe_device
+    from vgg_helpers.runtime import describe_device, usable_cores
 
     model = "unknown CPU"
     try:
@@ -120,8 +121,7 @@ def machine_line() -> str:
         pass
     onednn = {True: "on", False: "off", None: "unknown"}[_onednn_on()]
     avx512 = "AVX-512" if "avx512f" in flags else "no AVX-512"
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"machine: {model}, {usable} usable cores, {avx512}, oneDNN {onednn}; {describe_device()}"
+    return f"machine: {model}, {usable_cores()} usable cores, {avx512}, oneDNN {onednn}; {describe_device()}"
 
 
 # --- Notebooks: peak memory and wall time ---------------------------------------------------------

@@ -191,8 +191,8 @@ def import_tensorflow():
 
     - ``TF_ENABLE_ONEDNN_OPTS=1``. TensorFlow turns its oneDNN CPU kernels on by itself only on CPUs with
       AVX-512 (most servers); on AVX2-only CPUs (AMD EPYC and Ryzen, most laptops) it leaves them off.
-      Turned on, notebook 04's training step runs about twice as fast on an AVX2-only AMD EPYC, with the
-      same peak memory (docs/benchmarks.md). Set it to 0 before importing to compare.
+      Turned on, notebook 04's training step runs about three times as fast on an AVX2-only AMD EPYC, with
+      the same peak memory (docs/benchmarks.md). Set it to 0 before importing to compare.
     - ``TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1``: with oneDNN on, TensorFlow's CPU allocator keeps every large
       block it frees in a pool of its own, so a notebook that builds a full-width network and deletes it
       never gets those hundreds of MB back; this makes it use malloc, and :func:`_return_large_blocks`
@@ -281,7 +281,15 @@ def describe_device() -> str:
     names = gpu_names()
     if names:
         return "GPU: " + ", ".join(names)
-    return f"CPU ({os.cpu_count()} cores)"
+    cores = usable_cores()
+    return f"CPU ({cores} core{'s' if cores != 1 else ''})"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: fewer than the machine's under ``taskset`` or a container's CPU set."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def setup(requires: str | None = None, seed: int = 42, verbose: bool = True) -> Budget:

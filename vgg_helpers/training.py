@@ -196,6 +196,31 @@ def size_training(
     )
 
 
+class StepClock(keras.callbacks.Callback):
+    """The time from the end of training step ``start_after`` to the end of the last step: the steps alone,
+    without building the input pipeline before them or tearing it down after them (which, with tf.data's
+    autotuning on, can add seconds that have nothing to do with the model: docs/benchmarks.md)."""
+
+    def __init__(self, start_after: int):
+        super().__init__()
+        self.start_after = start_after
+        self.start = self.end = None
+        self.steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if batch + 1 == self.start_after:
+            self.start, self.steps = now, 0
+        elif self.start is not None:
+            self.end, self.steps = now, self.steps + 1
+
+    @property
+    def seconds(self) -> float:
+        if self.start is None or self.end is None:
+            raise ValueError("no steps were timed: fit must run more than start_after steps")
+        return self.end - self.start
+
+
 def measure_training_speed(
     model: keras.Model,
     x,
@@ -207,8 +232,9 @@ def measure_training_speed(
     jit_compile="auto",
 ) -> float:
     """Images per second of ``model.fit`` on this machine: ``steps`` steps of the real pipeline after
-    ``warmup_steps`` (the first traces the step). A few seconds at the cpu budget's width. The model is left
-    as it was (``jit_compile`` as :func:`compile_classifier`'s)."""
+    ``warmup_steps`` (the first traces the step), timed from step to step by :class:`StepClock`. A few
+    seconds at the cpu budget's width. The model is left as it was (``jit_compile`` as
+    :func:`compile_classifier`'s)."""
     from vgg_helpers.data import training_dataset
 
     if steps < 1 or warmup_steps < 1:
@@ -216,12 +242,10 @@ def measure_training_speed(
     weights = model.get_weights()
     ds = training_dataset(x[: batch_size * (steps + 1)], y[: batch_size * (steps + 1)], batch_size, augment=augment).repeat()
     compile_classifier(model, keras.optimizers.Adam(1e-3), metrics=("accuracy",), jit_compile=jit_compile)
-    model.fit(ds, steps_per_epoch=warmup_steps, epochs=1, verbose=0)  # traces the step
-    start = time.perf_counter()
-    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
-    seconds = time.perf_counter() - start
+    clock = StepClock(start_after=warmup_steps)
+    model.fit(ds, steps_per_epoch=warmup_steps + steps, epochs=1, verbose=0, callbacks=[clock])
     model.set_weights(weights)
-    return steps * batch_size / seconds
+    return clock.steps * batch_size / clock.seconds
 
 
 def plan_training(budget, model: keras.Model, splits: dict, seconds: float = CPU_TRAINING_SECONDS) -> TrainingPlan:
@@ -328,12 +352,15 @@ class TrainingCurve:
     interval_seconds: list  #: training seconds of each evaluation interval
     seconds_to_target: float | None  #: training seconds until the test accuracy first reached the target
     peak_rss_mb: float  #: the process's peak resident memory after this run, MB (10⁶ bytes)
-    examples_per_eval: int = 0  #: training images between two evaluations
+    steps_per_eval: int = 0  #: training steps between two evaluations
+    batch_size: int = 0
+    train_examples: int = 0  #: images in one pass over the training set (its last batch may be smaller)
 
     @property
     def examples_seen(self) -> np.ndarray:
-        """Training images seen at each evaluation."""
-        return self.examples_per_eval * np.arange(1, len(self.accuracies) + 1)
+        """Training images seen at each evaluation, the smaller last batch of each pass counted as it is."""
+        steps = self.steps_per_eval * np.arange(1, len(self.accuracies) + 1)
+        return images_after(steps, self.batch_size, self.train_examples)
 
     @property
     def elapsed_seconds(self) -> np.ndarray:
@@ -356,6 +383,16 @@ class TrainingCurve:
             return None
         index = int(np.argmin(np.abs(self.elapsed_seconds - self.seconds_to_target)))
         return int(self.examples_seen[index])
+
+
+def images_after(steps, batch_size: int, train_examples: int):
+    """Training images in the first ``steps`` batches of a repeated pass over ``train_examples`` images,
+    whose last batch holds what is left (``steps`` may be an array)."""
+    if batch_size < 1 or train_examples < 1:
+        raise ValueError(f"need a batch size and a training set of at least 1, got {batch_size} and {train_examples}.")
+    per_pass = -(-train_examples // batch_size)
+    passes, rest = np.divmod(steps, per_pass)
+    return passes * train_examples + np.minimum(rest * batch_size, train_examples)
 
 
 class TestAccuracyClock(keras.callbacks.Callback):
@@ -418,12 +455,14 @@ def train_and_evaluate(
         params=model.count_params(),
         macs=conv_macs(model),
         epochs=total / steps_per_epoch,
-        images_per_second=total * batch_size / float(elapsed[-1]),
+        images_per_second=float(images_after(total, batch_size, len(splits["train"][0]))) / float(elapsed[-1]),
         accuracies=clock.accuracies,
         interval_seconds=clock.seconds,
         seconds_to_target=float(reached[0]) if reached else None,
         peak_rss_mb=peak_rss_mb(),
-        examples_per_eval=interval * batch_size,
+        steps_per_eval=interval,
+        batch_size=batch_size,
+        train_examples=len(splits["train"][0]),
     )
 
 
