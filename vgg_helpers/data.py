@@ -332,13 +332,14 @@ def make_dataset(x, y, batch_size: int = 128, shuffle: bool = False, seed: int =
 
 
 def without_autotune_thread(ds):
-    """``ds`` with tf.data's autotuning off (``AUTOTUNE`` then means: as many parallel calls as cores).
+    """``ds`` with tf.data's autotuning off (its ``AUTOTUNE`` arguments then take TensorFlow's fixed defaults).
 
     With it on, a background thread re-tunes the pipeline at intervals that double from 10 ms up to a
     minute, and when ``model.fit`` ends, returning can wait for that thread's next wake-up: measured here,
     ``fit`` returned 0.3 to 9.5 s after its last step in 4 runs of 6, and within 0.01 s in 11 of 11 with it
     off, at the same training speed (docs/benchmarks.md). Our pipelines are a cast and two small augmentation
-    layers; there is nothing to tune.
+    layers: untuned, the augmented pipeline alone delivered about 45,000 images/s here, some forty times what
+    the cpu budget's training takes in.
     """
     import tensorflow as tf
 
