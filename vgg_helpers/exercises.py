@@ -4,10 +4,10 @@ An exercise cell leaves its answer as ``None``; the check cell below it calls::
 
     vh.exercises.check("00-rarest-digit", rarest_digit, y_train=y_train)
 
-which prints "not answered yet" and returns ``False`` for ``None`` (so *Run All* still reaches
-the end of the notebook), raises ``AssertionError`` with a hint for a wrong answer, and prints
-a tick and returns ``True`` for a right one. Each notebook's hidden solution cell runs the same
-check on the solution.
+which prints "not answered yet" and returns ``None`` for ``None`` (so *Run All* still reaches
+the end of the notebook, and nothing but that line shows under the cell), raises ``AssertionError``
+with a hint for a wrong answer, and prints a tick and returns ``True`` for a right one. Each
+notebook's hidden solution cell runs the same check on the solution.
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ def checker(key: str):
     return register
 
 
-def check(key: str, answer, **context) -> bool:
-    """Check ``answer`` to exercise ``key``: ``False`` if unanswered, ``AssertionError`` if wrong."""
+def check(key: str, answer, **context) -> bool | None:
+    """Check ``answer`` to exercise ``key``: ``None`` if unanswered (a notebook cell then displays no value
+    under the message), ``AssertionError`` if wrong, ``True`` if right."""
     if key not in _CHECKERS:
         raise ValueError(f"no exercise called {key!r}; known: {', '.join(sorted(_CHECKERS))}.")
     if answer is None or answer is Ellipsis:
         print(f"{key}: not answered yet. Replace the None above with your answer and run both cells.")
-        return False
+        return None
     _CHECKERS[key](answer, **context)
     print(f"{key}: ✓ correct")
     return True
