@@ -106,7 +106,6 @@ def _onednn_on() -> bool | None:
 
 def machine_line() -> str:
     """The CPU, its cores and whether TensorFlow's oneDNN kernels are on: what the throughput depends on."""
-
     from vgg_helpers.runtime import describe_device, usable_cores
 
     model = "unknown CPU"

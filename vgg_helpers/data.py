@@ -370,7 +370,7 @@ def training_dataset(x, y, batch_size: int, augment: bool = True, seed: int = 0)
         return ds
     layers = augmenter(seed=seed)
     ds = ds.map(lambda images, labels: (layers(images, training=True), labels), num_parallel_calls=tf.data.AUTOTUNE)
-    return without_autotune_thread(ds.prefetch(tf.data.AUTOTUNE))
+    return ds.prefetch(tf.data.AUTOTUNE)  # make_dataset's options (autotuning off) carry over to what is built on it
 
 
 # --- The TF1 tutorial reader, for running the blog's code (notebook 05) ---------------------------

@@ -440,7 +440,8 @@ def train_and_evaluate(
     _check_splits(splits, ("train", "test"))
     train_ds = training_dataset(*splits["train"], batch_size=batch_size, augment=False).repeat()
     test_ds = make_dataset(*splits["test"], batch_size=1000)
-    steps_per_epoch = int(np.ceil(len(splits["train"][0]) / batch_size))
+    train_examples = len(splits["train"][0])
+    steps_per_epoch = int(np.ceil(train_examples / batch_size))
     interval = int(np.ceil(steps_per_epoch / evals_per_epoch))
     intervals = max(1, int(round(epochs * evals_per_epoch)))
     total = interval * intervals  # about `epochs` passes, one evaluation every `interval` steps
@@ -455,14 +456,14 @@ def train_and_evaluate(
         params=model.count_params(),
         macs=conv_macs(model),
         epochs=total / steps_per_epoch,
-        images_per_second=float(images_after(total, batch_size, len(splits["train"][0]))) / float(elapsed[-1]),
+        images_per_second=float(images_after(total, batch_size, train_examples)) / float(elapsed[-1]),
         accuracies=clock.accuracies,
         interval_seconds=clock.seconds,
         seconds_to_target=float(reached[0]) if reached else None,
         peak_rss_mb=peak_rss_mb(),
         steps_per_eval=interval,
         batch_size=batch_size,
-        train_examples=len(splits["train"][0]),
+        train_examples=train_examples,
     )
 
 
