@@ -2,6 +2,7 @@
 
 import os
 
+import keras
 import pytest
 
 from vgg_helpers import bench
@@ -129,3 +130,67 @@ def test_speed_probe_reports_one_configuration(capsys):
         bench.speed_probe({"widht": 0.125})
     with pytest.raises(ValueError, match='net "vgg" or "convnet"'):
         bench.speed_probe({"net": "resnet"})
+
+
+def test_each_sweep_configuration_builds_and_trains_what_its_row_names():
+    from vgg_helpers.models import FusedBatchNormalization
+    from vgg_helpers.runtime import BUDGETS
+
+    seen = set()
+    for config in bench.SWEEP:
+        name, arguments = bench.describe_config(config), bench.sweep_arguments(config)
+        model = bench._vgg(config, BUDGETS["cpu"])
+        fused = any(isinstance(layer, FusedBatchNormalization) for layer in model.layers)
+        assert fused == config["fused_bn"] == ("fused BN" in name)  # the option reaches the model
+        rates = {layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)}
+        assert rates == ({config.get("dropout", 0.25)} - {0.0}) and ("dropout" in name) == ("dropout" in config)
+        optimizer = arguments["optimizer"](0.01)
+        assert isinstance(optimizer, keras.optimizers.SGD if config.get("optimizer") == "sgd" else keras.optimizers.Adam)
+        assert optimizer.use_ema == bool(config.get("ema")) and ("moving average" in name) == bool(config.get("ema"))
+        assert arguments["label_smoothing"] == config.get("label_smoothing", 0.0)
+        assert arguments["warmup"] == config.get("warmup", 0.25)
+        seen.add(name)
+    assert len(seen) == len(bench.SWEEP)  # no two rows alike
+
+
+def test_sweep_rejects_an_unknown_key_or_optimizer():
+    config = dict(bench.SWEEP[0])
+    with pytest.raises(ValueError, match="unknown sweep keys"):
+        bench.sweep_arguments({**config, "dropuot": 0.0})
+    with pytest.raises(ValueError, match="adam"):
+        bench.sweep_arguments({**config, "optimizer": "rmsprop"})
+
+
+def test_run_sweep_runs_each_configuration_with_its_own_seeds(monkeypatch):
+    calls = []
+    monkeypatch.setattr(bench, "train_and_evaluate", lambda name, model, **kw: calls.append((name, kw["label_smoothing"])))
+    monkeypatch.setattr(bench, "_vgg", lambda config, budget: None)
+    configs = [bench.SWEEP[0], {**bench.SWEEP[0], "label_smoothing": 0.1, "seeds": (1, 2)}]
+    bench.run_sweep(configs, seeds=1, budget=None, splits=None)
+    assert [seed for name, _ in calls for seed in [name.rsplit(" ", 1)[1]]] == ["0", "1", "2"]
+    assert [ls for _, ls in calls] == [0.0, 0.1, 0.1]
+
+
+def test_the_benchmark_hands_its_vgg_options_to_the_vgg_only(monkeypatch, capsys):
+    from conftest import tiny_splits
+
+    import vgg_helpers.data
+    import vgg_helpers.models
+
+    calls = []
+
+    def fake_train(name, model, **kw):
+        calls.append((name, kw))
+        return result(name, 10.0, [0.995], 10.0)
+
+    monkeypatch.setattr(bench, "train_and_evaluate", fake_train)
+    monkeypatch.setattr(bench, "_vgg", lambda config, budget: config)
+    monkeypatch.setattr(vgg_helpers.data, "mnist_splits", lambda budget: tiny_splits())
+    monkeypatch.setattr(vgg_helpers.models, "simple_convnet", lambda: None)
+    args = ["--seeds", "1", "--label-smoothing", "0.1", "--batch-size", "64", "--vgg-epochs", "1", "--fused-bn"]
+    assert bench.main(args + ["--skip-full-width"]) == 0
+    (vgg, a), (convnet, b) = calls
+    assert "fused BN, batch 64" in vgg and "label smoothing 0.1" in vgg and "(b) Keras simple convnet" in convnet
+    assert (a["label_smoothing"], a["batch_size"], a["epochs"], a["schedule"]) == (0.1, 64, 1.0, "one-cycle")
+    assert "label_smoothing" not in b and (b["batch_size"], b["schedule"]) == (128, "constant")
+    assert "ratios over 1 seeds: 1.00" in capsys.readouterr().out

@@ -184,3 +184,47 @@ def test_step_clock_times_the_steps_after_the_warm_up_and_nothing_else(monkeypat
     assert (clock.steps, clock.seconds) == (4, 2.5)
     with pytest.raises(ValueError, match="no steps were timed"):
         _ = training.StepClock(start_after=3).seconds
+
+
+def test_smoothed_sparse_crossentropy_is_keras_smoothing_on_integer_labels():
+    from vgg_helpers.training import SmoothedSparseCrossentropy
+
+    logits = np.random.default_rng(0).normal(size=(6, 10)).astype("float32")
+    labels = np.array([0, 3, 9, 1, 1, 7])
+    one_hot = np.eye(10, dtype="float32")[labels]
+    expected = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)(one_hot, logits)
+    for shape in [(6,), (6, 1)]:  # Keras hands labels over as a column too
+        got = SmoothedSparseCrossentropy(0.1)(labels.reshape(shape), logits)
+        np.testing.assert_allclose(float(got), float(expected), rtol=1e-6)
+    sparse = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
+    assert float(SmoothedSparseCrossentropy(0.1)(labels, logits)) != pytest.approx(float(sparse))
+    np.testing.assert_allclose(float(SmoothedSparseCrossentropy(0.0)(labels, logits)), float(sparse), rtol=1e-6)
+
+
+def test_accuracy_clock_evaluates_the_moving_average_and_trains_on_from_the_weights():
+    from vgg_helpers.data import make_dataset
+    from vgg_helpers.training import TestAccuracyClock, compile_classifier
+
+    splits = tiny_splits()
+    keras.utils.set_random_seed(0)
+    model = compile_classifier(tiny_model(), keras.optimizers.SGD(0.5, use_ema=True, ema_momentum=0.9))
+    for x, y in training_dataset(*splits["train"], batch_size=64):  # fit would end on the average
+        model.train_on_batch(x, y)
+    test_ds = make_dataset(*splits["test"], batch_size=64)
+    live = [w.numpy() for w in model.trainable_variables]
+    clock = TestAccuracyClock(test_ds)
+    clock.set_model(model)
+    got = clock._test_accuracy()
+    for w, before in zip(model.trainable_variables, live, strict=True):
+        np.testing.assert_array_equal(w.numpy(), before)  # training goes on from the weights, not the average
+    model.optimizer.finalize_variable_values(model.trainable_variables)
+    assert not all(np.array_equal(w.numpy(), v) for w, v in zip(model.trainable_variables, live, strict=True))
+    assert got == pytest.approx(model.evaluate(test_ds, verbose=0, return_dict=True)["accuracy"])
+
+
+def test_train_and_evaluate_rejects_a_warm_up_or_smoothing_outside_zero_to_one():
+    from vgg_helpers.training import train_and_evaluate
+
+    for bad in [dict(warmup=1.0), dict(label_smoothing=-0.1)]:
+        with pytest.raises(ValueError, match="fractions"):
+            train_and_evaluate("x", tiny_model(), tiny_splits(), 1, 64, 0.01, "one-cycle", **bad)

@@ -10,7 +10,7 @@ few training steps of the full-width blog model.
 
     python -m vgg_helpers.bench                 # 3 seeds, this machine's budget (cpu or gpu)
     python -m vgg_helpers.bench --seeds 1 --width 0.0625 --learning-rate 0.01
-    python -m vgg_helpers.bench --sweep         # the VGG configurations tried, one row each
+    python -m vgg_helpers.bench --sweep         # the VGG configurations tried, one row per run
     python -m vgg_helpers.bench --quick         # small subset, one epoch: checks that it runs
     python -m vgg_helpers.bench --notebooks notebooks/*.ipynb --budget cpu --save --tables README.md docs/teaching.md
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import re
 import statistics
 import sys
@@ -33,25 +34,86 @@ from vgg_helpers.training import TrainingCurve, train_and_evaluate
 #: The VGG configuration the benchmark runs by default (width None: the budget's).
 VGG_DEFAULTS = {"width": None, "batch_size": 128, "learning_rate": 0.02, "epochs": 2.0, "fused_bn": False}
 
-#: Configurations of the fixed VGG that ``--sweep`` trains, one row each: what was tried to make it reach 99%
-#: sooner on a CPU (docs/benchmarks.md keeps the measured table).
+#: Keys a configuration of :data:`SWEEP` may add to :data:`VGG_DEFAULTS`' (with their defaults: the benchmark's
+#: recipe). "optimizer" is "adam" or "sgd" (Nesterov momentum 0.9); "ema" evaluates a moving average of the
+#: weights with that momentum (Keras' ``use_ema``); "seeds" runs those seeds instead of ``--seeds``'.
+SWEEP_OPTIONS = {"dropout": 0.25, "label_smoothing": 0.0, "warmup": 0.25, "optimizer": "adam", "beta_2": 0.999, "ema": None}
+
+#: Configurations of the fixed VGG that ``--sweep`` trains, one row per run: what was tried to make it reach 99%
+#: sooner on a CPU (docs/benchmarks.md keeps the measured table). Until 2026-11-29 the benchmark built every
+#: VGG with Keras' BatchNorm whatever "fused_bn" said; the rows measured then say False, as they ran.
+_ONE_EPOCH_FUSED = {"width": 0.125, "batch_size": 128, "learning_rate": 0.02, "epochs": 1.0, "fused_bn": True}
 SWEEP = (
     {"width": 0.125, "batch_size": 128, "learning_rate": 0.02, "epochs": 1.0, "fused_bn": False},
+    {"width": 0.125, "batch_size": 128, "learning_rate": 0.02, "epochs": 1.0, "fused_bn": False, "dropout": 0.0},
+    {"width": 0.125, "batch_size": 128, "learning_rate": 0.01, "epochs": 1.0, "fused_bn": False, "dropout": 0.0},
+    {"width": 0.125, "batch_size": 128, "learning_rate": 0.01, "epochs": 2.0, "fused_bn": False, "dropout": 0.0},
     {"width": 0.125, "batch_size": 64, "learning_rate": 0.02, "epochs": 1.0, "fused_bn": False},
     {"width": 0.125, "batch_size": 256, "learning_rate": 0.04, "epochs": 1.0, "fused_bn": False},
     {"width": 0.125, "batch_size": 128, "learning_rate": 0.02, "epochs": 2.0, "fused_bn": False},
-    {"width": 0.125, "batch_size": 128, "learning_rate": 0.02, "epochs": 2.0, "fused_bn": True},
-    {"width": 0.125, "batch_size": 128, "learning_rate": 0.02, "epochs": 1.5, "fused_bn": True},
-    {"width": 0.0625, "batch_size": 128, "learning_rate": 0.02, "epochs": 2.0, "fused_bn": True},
-    {"width": 0.125, "batch_size": 128, "learning_rate": 0.02, "epochs": 1.25, "fused_bn": True},
-    {"width": 0.125, "batch_size": 128, "learning_rate": 0.03, "epochs": 1.25, "fused_bn": True},
+    {"width": 0.125, "batch_size": 128, "learning_rate": 0.02, "epochs": 1.5, "fused_bn": False},
+    {"width": 0.0625, "batch_size": 128, "learning_rate": 0.02, "epochs": 2.0, "fused_bn": False},
+    {"width": 0.125, "batch_size": 128, "learning_rate": 0.02, "epochs": 1.25, "fused_bn": False},
+    {"width": 0.125, "batch_size": 128, "learning_rate": 0.03, "epochs": 1.25, "fused_bn": False},
+    # 2026-11-29, afternoon: what else one epoch can take (docs/benchmarks.md, "Configurations tried")
+    {**_ONE_EPOCH_FUSED, "seeds": (0,)},
+    {**_ONE_EPOCH_FUSED, "label_smoothing": 0.1, "seeds": (0, 1, 2)},
+    {**_ONE_EPOCH_FUSED, "label_smoothing": 0.2, "seeds": (0,)},
+    {**_ONE_EPOCH_FUSED, "dropout": 0.0, "seeds": (0,)},
+    {**_ONE_EPOCH_FUSED, "ema": 0.99, "seeds": (0,)},
+    {**_ONE_EPOCH_FUSED, "warmup": 0.1, "seeds": (0,)},
+    {**_ONE_EPOCH_FUSED, "beta_2": 0.99, "seeds": (0,)},
+    {**_ONE_EPOCH_FUSED, "optimizer": "sgd", "learning_rate": 0.2, "seeds": (0,)},
+    {**_ONE_EPOCH_FUSED, "batch_size": 64, "label_smoothing": 0.1, "seeds": (0, 1, 2)},
 )
 
 
 def describe_config(config: dict) -> str:
     width, batch, peak, epochs = config["width"], config["batch_size"], config["learning_rate"], config["epochs"]
+    options = {**SWEEP_OPTIONS, **config}
     fused = ", fused BN" if config.get("fused_bn") else ""
-    return f"VGG ×{width:g}{fused}, batch {batch}, one-cycle peak {peak:g}, {epochs:g} epoch{'s' if epochs != 1 else ''}"
+    optimizer = ", SGD Nesterov 0.9" if options["optimizer"] == "sgd" else ""
+    epochs_text = f"{epochs:g} epoch{'s' if epochs != 1 else ''}"
+    text = f"VGG ×{width:g}{fused}, batch {batch}{optimizer}, one-cycle peak {peak:g}, {epochs_text}"
+    extras = {
+        "dropout": f"dropout {options['dropout']:g}",
+        "label_smoothing": f"label smoothing {options['label_smoothing']:g}",
+        "warmup": f"warm-up {options['warmup']:.0%}",
+        "beta_2": f"Adam β₂ {options['beta_2']:g}",
+        "ema": f"evaluating a moving average of the weights (momentum {options['ema']})",
+    }
+    return ", ".join([text] + [extras[k] for k in extras if options[k] != SWEEP_OPTIONS[k]])
+
+
+def sweep_arguments(config: dict) -> dict:
+    """``train_and_evaluate``'s keyword arguments for one configuration of :data:`SWEEP` (besides the model's)."""
+    known = set(VGG_DEFAULTS) | set(SWEEP_OPTIONS) | {"seeds"}
+    if set(config) - known:
+        raise ValueError(f"unknown sweep keys {sorted(set(config) - known)}; known: {sorted(known)}")
+    options = {**SWEEP_OPTIONS, **config}
+    if options["optimizer"] not in ("adam", "sgd"):
+        raise ValueError(f'a sweep\'s optimizer is "adam" or "sgd", got {options["optimizer"]!r}')
+    ema = {"use_ema": True, "ema_momentum": options["ema"]} if options["ema"] else {}
+    if options["optimizer"] == "sgd":
+        optimizer = functools.partial(keras.optimizers.SGD, momentum=0.9, nesterov=True, **ema)
+    else:
+        optimizer = functools.partial(keras.optimizers.Adam, beta_2=options["beta_2"], **ema)
+    return dict(
+        epochs=config["epochs"], batch_size=config["batch_size"], learning_rate=config["learning_rate"],
+        schedule="one-cycle", optimizer=optimizer, warmup=options["warmup"], label_smoothing=options["label_smoothing"],
+    )  # fmt: skip
+
+
+def run_sweep(configs, seeds: int, budget, **common) -> list[TrainingCurve]:
+    """Train each configuration with seeds 0 … ``seeds`` − 1 (or its own "seeds"); one curve per run."""
+    results = []
+    for config in configs:
+        arguments = sweep_arguments(config)
+        for seed in config.get("seeds", range(seeds)):
+            keras.utils.set_random_seed(seed)
+            model = _vgg(config, budget)
+            results.append(train_and_evaluate(f"{describe_config(config)}, seed {seed}", model, **arguments, **common))
+    return results
 
 
 def format_table(results: list[TrainingCurve], target: float) -> str:
@@ -305,8 +367,9 @@ def _vgg(config, budget):
     from vgg_helpers.architectures import blog_vgg
     from vgg_helpers.models import build_model
 
+    arch = blog_vgg(lrn=False, batchnorm=True, dropout_rate=config.get("dropout", SWEEP_OPTIONS["dropout"]))
     return build_model(
-        blog_vgg(lrn=False, batchnorm=True), width=config["width"], initializer="he_normal", bn_momentum=budget.bn_momentum
+        arch, width=config["width"], initializer="he_normal", bn_momentum=budget.bn_momentum, fused_bn=config["fused_bn"]
     )
 
 
@@ -348,10 +411,18 @@ def main(argv=None) -> int:
         default=VGG_DEFAULTS["fused_bn"],
         help="the VGG's conv BatchNorms on TensorFlow's fused kernel (same maths; default off: Keras' layer, as in notebook 04)",
     )
+    parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=SWEEP_OPTIONS["label_smoothing"],
+        help="the VGG's label smoothing (default 0: none, as in notebook 04)",
+    )
     parser.add_argument("--evals-per-epoch", type=int, default=8, help="test evaluations per epoch (default 8)")
     parser.add_argument("--target", type=float, default=0.99, help="test accuracy to time (default 0.99)")
     parser.add_argument("--quick", action="store_true", help="fast budget's sizes, 1 epoch, 1 seed (checks that it runs)")
-    parser.add_argument("--sweep", action="store_true", help="instead: train each VGG configuration of SWEEP, one row each")
+    parser.add_argument(
+        "--sweep", action="store_true", help="instead: train each VGG configuration of SWEEP (its own seeds where it names them)"
+    )
     parser.add_argument("--skip-full-width", action="store_true", help="do not time the full-width blog model")
     parser.add_argument("--notebooks", nargs="+", metavar="NOTEBOOK", help="instead: run these notebooks, report memory and time")
     parser.add_argument("--budget", default="cpu", help="budget for --notebooks (default cpu)")
@@ -397,22 +468,7 @@ def main(argv=None) -> int:
     common = dict(splits=splits, target=args.target, evals_per_epoch=args.evals_per_epoch, report=_progress)
 
     if args.sweep:
-        results = []
-        for config in SWEEP:
-            for seed in range(args.seeds):
-                keras.utils.set_random_seed(seed)
-                name = f"{describe_config(config)}, seed {seed}"
-                results.append(
-                    train_and_evaluate(
-                        name,
-                        _vgg(config, budget),
-                        epochs=config["epochs"],
-                        batch_size=config["batch_size"],
-                        learning_rate=config["learning_rate"],
-                        schedule="one-cycle",
-                        **common,
-                    )  # fmt: skip
-                )
+        results = run_sweep(SWEEP, args.seeds, budget, **common)
         print()
         print(format_table(results, args.target))
         return 0
@@ -423,15 +479,13 @@ def main(argv=None) -> int:
         "learning_rate": args.learning_rate,
         "epochs": args.vgg_epochs,
         "fused_bn": args.fused_bn,
+        "label_smoothing": args.label_smoothing,
     }
     ratios, reached = [], []
     for seed in range(args.seeds):
         print(f"\nseed {seed}", flush=True)
         keras.utils.set_random_seed(seed)
-        a = train_and_evaluate(
-            f"(a) {describe_config(config)}", _vgg(config, budget), epochs=config["epochs"], batch_size=config["batch_size"],
-            learning_rate=config["learning_rate"], schedule="one-cycle", **common,
-        )  # fmt: skip
+        a = train_and_evaluate(f"(a) {describe_config(config)}", _vgg(config, budget), **sweep_arguments(config), **common)
         keras.utils.set_random_seed(seed)
         b = train_and_evaluate(
             "(b) Keras simple convnet, batch 128, Adam 0.001", simple_convnet(), epochs=args.epochs, batch_size=128,

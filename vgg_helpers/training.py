@@ -10,12 +10,18 @@ import keras
 import numpy as np
 
 
-def compile_classifier(model: keras.Model, optimizer="adam", metrics=("accuracy",), jit_compile="auto") -> keras.Model:
+def compile_classifier(
+    model: keras.Model, optimizer="adam", metrics=("accuracy",), jit_compile="auto", label_smoothing: float = 0.0
+) -> keras.Model:
     """Compile for 10-class digits: the model outputs logits, labels are integers. ``jit_compile`` as Keras'
-    (``"auto"``: no XLA on a CPU)."""
+    (``"auto"``: no XLA on a CPU); ``label_smoothing`` as Keras' categorical cross-entropy's."""
+    if label_smoothing:
+        loss = SmoothedSparseCrossentropy(label_smoothing)
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=loss,
         metrics=list(metrics),
         jit_compile=jit_compile,
     )
@@ -24,6 +30,24 @@ def compile_classifier(model: keras.Model, optimizer="adam", metrics=("accuracy"
     # frees (docs/benchmarks.md, "Memory").
     model.optimizer.build(model.trainable_variables)
     return model
+
+
+@keras.saving.register_keras_serializable(package="vgg_helpers")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of logits against integer labels smoothed as Keras' ``CategoricalCrossentropy(label_smoothing=…)``
+    smooths one-hot ones (Keras' sparse loss has no smoothing): the true class gets ``1 − s + s/10``, every other
+    ``s/10``."""
+
+    def __init__(self, label_smoothing: float = 0.1, classes: int = 10, **kwargs):
+        super().__init__(name=kwargs.pop("name", "smoothed_sparse_crossentropy"), **kwargs)
+        self.label_smoothing, self.classes = label_smoothing, classes
+
+    def call(self, y_true, y_pred):
+        labels = keras.ops.one_hot(keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,)), self.classes)
+        return keras.losses.categorical_crossentropy(labels, y_pred, from_logits=True, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing, "classes": self.classes}
 
 
 def warmup_cosine(learning_rate: float, total_steps: int, warmup_steps: int | None = None):
@@ -397,7 +421,9 @@ def images_after(steps, batch_size: int, train_examples: int):
 
 class TestAccuracyClock(keras.callbacks.Callback):
     """Training time of each Keras "epoch" (here: one evaluation interval) and the test accuracy after it,
-    evaluated off the clock. ``report(name, interval, seconds, accuracy)``, if given, is called after each."""
+    evaluated off the clock. ``report(name, interval, seconds, accuracy)``, if given, is called after each.
+    With an optimizer that keeps a moving average of the weights (``use_ema=True``), the average is what
+    is evaluated; training then goes on from the weights as they were."""
 
     def __init__(self, test_ds, report=None):
         super().__init__()
@@ -410,9 +436,24 @@ class TestAccuracyClock(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
-        self.accuracies.append(float(self.model.evaluate(self.test_ds, verbose=0, return_dict=True)["accuracy"]))
+        self.accuracies.append(self._test_accuracy())
         if self.report is not None:
             self.report(epoch + 1, float(np.sum(self.seconds)), self.accuracies[-1])
+
+    def _test_accuracy(self) -> float:
+        def evaluate():
+            return float(self.model.evaluate(self.test_ds, verbose=0, return_dict=True)["accuracy"])
+
+        optimizer, weights = self.model.optimizer, self.model.trainable_variables
+        if not optimizer.use_ema:
+            return evaluate()
+        live = [w.numpy() for w in weights]
+        optimizer.finalize_variable_values(weights)  # the moving average, in place of the weights
+        try:
+            return evaluate()
+        finally:
+            for w, value in zip(weights, live, strict=True):
+                w.assign(value)
 
 
 def peak_rss_mb() -> float:
@@ -425,11 +466,26 @@ def peak_rss_mb() -> float:
 
 
 def train_and_evaluate(
-    name, model, splits, epochs, batch_size, learning_rate, schedule, target=0.99, evals_per_epoch=8, report=None
+    name,
+    model,
+    splits,
+    epochs,
+    batch_size,
+    learning_rate,
+    schedule,
+    target=0.99,
+    evals_per_epoch=8,
+    report=None,
+    *,
+    optimizer=keras.optimizers.Adam,
+    warmup: float = 0.25,
+    label_smoothing: float = 0.0,
 ) -> TrainingCurve:
-    """Train ``model`` with Adam for ``epochs`` passes (no augmentation), measuring the test accuracy
-    ``evals_per_epoch`` times per pass off the clock. ``schedule`` is "one-cycle" (:func:`warmup_cosine`)
-    or "constant". ``report(interval, seconds, accuracy)`` is called after each evaluation."""
+    """Train ``model`` for ``epochs`` passes (no augmentation), measuring the test accuracy
+    ``evals_per_epoch`` times per pass off the clock. ``schedule`` is "one-cycle" (:func:`warmup_cosine`,
+    warming up for the fraction ``warmup`` of the run) or "constant". ``optimizer`` makes the optimizer
+    from the learning rate or schedule (Adam unless given). ``label_smoothing`` as Keras' categorical
+    cross-entropy's. ``report(interval, seconds, accuracy)`` is called after each evaluation."""
     from vgg_helpers.data import make_dataset, training_dataset
     from vgg_helpers.models import conv_macs
 
@@ -437,6 +493,8 @@ def train_and_evaluate(
         raise ValueError(f"epochs must be positive and evals_per_epoch at least 1, got {epochs} and {evals_per_epoch}.")
     if schedule not in ("one-cycle", "constant"):
         raise ValueError(f"schedule must be 'one-cycle' or 'constant', got {schedule!r}.")
+    if not 0 <= warmup < 1 or not 0 <= label_smoothing < 1:
+        raise ValueError(f"warmup and label_smoothing are fractions in [0, 1), got {warmup} and {label_smoothing}.")
     _check_splits(splits, ("train", "test"))
     train_ds = training_dataset(*splits["train"], batch_size=batch_size, augment=False).repeat()
     test_ds = make_dataset(*splits["test"], batch_size=1000)
@@ -445,8 +503,8 @@ def train_and_evaluate(
     interval = int(np.ceil(steps_per_epoch / evals_per_epoch))
     intervals = max(1, int(round(epochs * evals_per_epoch)))
     total = interval * intervals  # about `epochs` passes, one evaluation every `interval` steps
-    lr = warmup_cosine(learning_rate, total) if schedule == "one-cycle" else learning_rate
-    compile_classifier(model, keras.optimizers.Adam(lr))
+    lr = warmup_cosine(learning_rate, total, int(total * warmup)) if schedule == "one-cycle" else learning_rate
+    compile_classifier(model, optimizer(lr), label_smoothing=label_smoothing)
     clock = TestAccuracyClock(test_ds, report=None if report is None else lambda *a: report(name, *a))
     model.fit(train_ds, steps_per_epoch=interval, epochs=intervals, shuffle=False, verbose=0, callbacks=[clock])
     elapsed = np.cumsum(clock.seconds)
