@@ -55,7 +55,7 @@ SWEEP = (
     {"width": 0.0625, "batch_size": 128, "learning_rate": 0.02, "epochs": 2.0, "fused_bn": False},
     {"width": 0.125, "batch_size": 128, "learning_rate": 0.02, "epochs": 1.25, "fused_bn": False},
     {"width": 0.125, "batch_size": 128, "learning_rate": 0.03, "epochs": 1.25, "fused_bn": False},
-    # 2026-11-29, afternoon: what else one epoch can take (docs/benchmarks.md, "Configurations tried")
+    # 2026-11-29, afternoon: what else one epoch can take (docs/benchmarks.md, "One epoch, more tries")
     {**_ONE_EPOCH_FUSED, "seeds": (0,)},
     {**_ONE_EPOCH_FUSED, "label_smoothing": 0.1, "seeds": (0, 1, 2)},
     {**_ONE_EPOCH_FUSED, "label_smoothing": 0.2, "seeds": (0,)},
