@@ -267,7 +267,7 @@ def measure_training_speed(
     ds = training_dataset(x[: batch_size * (steps + 1)], y[: batch_size * (steps + 1)], batch_size, augment=augment).repeat()
     compile_classifier(model, keras.optimizers.Adam(1e-3), metrics=("accuracy",), jit_compile=jit_compile)
     clock = StepClock(start_after=warmup_steps)
-    model.fit(ds, steps_per_epoch=warmup_steps + steps, epochs=1, verbose=0, callbacks=[clock])
+    model.fit(ds, steps_per_epoch=warmup_steps + steps, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
     model.set_weights(weights)
     return clock.steps * batch_size / clock.seconds
 
