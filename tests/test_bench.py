@@ -167,7 +167,7 @@ def test_run_sweep_runs_each_configuration_with_its_own_seeds(monkeypatch):
     monkeypatch.setattr(bench, "_vgg", lambda config, budget: None)
     configs = [bench.SWEEP[0], {**bench.SWEEP[0], "label_smoothing": 0.1, "seeds": (1, 2)}]
     bench.run_sweep(configs, seeds=1, budget=None, splits=None)
-    assert [seed for name, _ in calls for seed in [name.rsplit(" ", 1)[1]]] == ["0", "1", "2"]
+    assert [name.rsplit(" ", 1)[1] for name, _ in calls] == ["0", "1", "2"]  # the seed ends each run's name
     assert [ls for _, ls in calls] == [0.0, 0.1, 0.1]
 
 
