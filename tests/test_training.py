@@ -228,3 +228,21 @@ def test_train_and_evaluate_rejects_a_warm_up_or_smoothing_outside_zero_to_one()
     for bad in [dict(warmup=1.0), dict(label_smoothing=-0.1)]:
         with pytest.raises(ValueError, match="fractions"):
             train_and_evaluate("x", tiny_model(), tiny_splits(), 1, 64, 0.01, "one-cycle", **bad)
+
+
+def test_compile_classifier_lets_fit_trace_the_training_step_once_with_working_metrics():
+    from vgg_helpers.training import compile_classifier
+
+    splits = tiny_splits()
+    keras.utils.set_random_seed(0)
+    model = compile_classifier(tiny_model(), keras.optimizers.Adam(1e-3))
+    assert model.metrics_variables and all(float(v.numpy()) == 0 for v in model.metrics_variables)  # built, then reset
+    traces = []
+    train_step = model.train_step
+    model.train_step = lambda data: traces.append(1) or train_step(data)  # runs only while tf.function traces
+    history = model.fit(training_dataset(*splits["train"], batch_size=64, augment=False), epochs=2, shuffle=False, verbose=0)
+    assert len(traces) == 1  # without the metrics built eagerly, Keras creates them in the trace and it runs twice
+    x, y = splits["test"]
+    expected = float(np.mean(np.argmax(model.predict(x, verbose=0), axis=1) == y))
+    assert model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"] == pytest.approx(expected)
+    assert len(history.history["accuracy"]) == 2

@@ -29,6 +29,13 @@ def compile_classifier(
     # inside tf.function, which registers ~8 small graph functions per weight that TensorFlow never
     # frees (docs/benchmarks.md, "Memory").
     model.optimizer.build(model.trainable_variables)
+    # The same for the metrics' variables: Keras (TensorFlow backend, no distribution strategy) creates them
+    # while it traces the first training step, and a tf.function that creates variables is traced a second
+    # time, so every first step paid twice the tracing (docs/benchmarks.md, "Tracing the training step").
+    if metrics and None not in model.input_shape[1:]:
+        x = keras.ops.zeros((1, *model.input_shape[1:]))
+        model.compute_metrics(x, keras.ops.zeros((1,), dtype="int32"), model(x, training=False))
+        model.reset_metrics()
     return model
 
 
