@@ -142,6 +142,8 @@ def test_each_sweep_configuration_builds_and_trains_what_its_row_names():
         model = bench._vgg(config, BUDGETS["cpu"])
         fused = any(isinstance(layer, FusedBatchNormalization) for layer in model.layers)
         assert fused == config["fused_bn"] == ("fused BN" in name)  # the option reaches the model
+        normed = any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+        assert normed == config.get("batchnorm", True) == ("no BatchNorm" not in name)
         rates = {layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)}
         assert rates == ({config.get("dropout", 0.25)} - {0.0}) and ("dropout" in name) == ("dropout" in config)
         optimizer = arguments["optimizer"](0.01)
@@ -154,7 +156,11 @@ def test_each_sweep_configuration_builds_and_trains_what_its_row_names():
 
 
 def test_sweep_rejects_an_unknown_key_or_optimizer():
+    from vgg_helpers.runtime import BUDGETS
+
     config = dict(bench.SWEEP[0])
+    with pytest.raises(ValueError, match="without BatchNorm"):
+        bench._vgg({**config, "fused_bn": True, "batchnorm": False}, BUDGETS["cpu"])
     with pytest.raises(ValueError, match="unknown sweep keys"):
         bench.sweep_arguments({**config, "dropuot": 0.0})
     with pytest.raises(ValueError, match="adam"):
