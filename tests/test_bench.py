@@ -155,7 +155,7 @@ def test_each_sweep_configuration_builds_and_trains_what_its_row_names():
     assert len(seen) == len(bench.SWEEP)  # no two rows alike
 
 
-def test_sweep_rejects_an_unknown_key_or_optimizer():
+def test_sweep_rejects_an_unknown_key_or_optimizer_and_the_vgg_fused_bn_without_batchnorm():
     from vgg_helpers.runtime import BUDGETS
 
     config = dict(bench.SWEEP[0])
