@@ -54,7 +54,8 @@ def test_simple_convnet_is_the_keras_example():
 def test_quick_run(capsys):
     assert bench.main(["--quick"]) == 0
     out = capsys.readouterr().out
-    assert "quick mode" in out and "(a) VGG ×0.0625, batch 128" in out and "(b) Keras simple convnet" in out
+    assert "quick mode" in out and "(a) VGG ×0.0625, fused BN, batch 128" in out and "(b) Keras simple convnet" in out
+    assert "label smoothing 0.1, conv widths 64-64-128-128-256×11-128 before ×0.0625" in out  # the default recipe
     assert "machine: " in out and "oneDNN" in out and "evaluation 1," in out  # progress as it goes
     assert "34,826" in out and "seed 0: ratio of time to 99.0%" in out and "ratios over 1 seeds" in out
     assert "full-width blog model (52,446,922 parameters, Adam)" in out and "minutes per epoch" in out
@@ -126,6 +127,10 @@ def test_speed_probe_reports_one_configuration(capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["width"] == 0.0625 and result["bn"] == "fused" and result["steps"] == 2
     assert result["images_per_second"] > 0 and result["params"] == 210_622 and isinstance(result["onednn"], bool)
+    assert bench.main(["--speed", '{"width": 0.0625, "steps": 1, "widths": "64-64-128-128-256x11-128"}']) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["params"] < 210_622  # the narrower top levels
+    with pytest.raises(ValueError, match="16 conv levels"):
+        bench.speed_probe({"widths": "64-64"})
     with pytest.raises(ValueError, match="unknown --speed keys"):
         bench.speed_probe({"widht": 0.125})
     with pytest.raises(ValueError, match='net "vgg" or "convnet"'):
@@ -151,6 +156,10 @@ def test_each_sweep_configuration_builds_and_trains_what_its_row_names():
         assert optimizer.use_ema == bool(config.get("ema")) and ("moving average" in name) == bool(config.get("ema"))
         assert arguments["label_smoothing"] == config.get("label_smoothing", 0.0)
         assert arguments["warmup"] == config.get("warmup", 0.25)
+        filters = [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+        widths = config.get("widths", bench.BLOG_WIDTHS)
+        assert filters == [round(w * config["width"]) for w in widths]  # 16 conv levels at the row's widths
+        assert ("conv widths" in name) == (widths != bench.BLOG_WIDTHS)
         seen.add(name)
     assert len(seen) == len(bench.SWEEP)  # no two rows alike
 
@@ -165,6 +174,21 @@ def test_sweep_rejects_an_unknown_key_or_optimizer_and_the_vgg_fused_bn_without_
         bench.sweep_arguments({**config, "dropuot": 0.0})
     with pytest.raises(ValueError, match="adam"):
         bench.sweep_arguments({**config, "optimizer": "rmsprop"})
+
+
+def test_widths_read_and_write_the_blogs_notation_and_keep_its_sixteen_levels():
+    blog = "64-64-128-128-256×4-512×7-256"
+    assert bench.format_widths(bench.BLOG_WIDTHS) == blog and bench.parse_widths(blog) == bench.BLOG_WIDTHS
+    assert bench.parse_widths("64-64-128-128-256x11-128") == bench.HALVED_TOP_WIDTHS == (64, 64, 128, 128) + (256,) * 11 + (128,)
+    assert bench.format_widths(bench.HALVED_TOP_WIDTHS) == "64-64-128-128-256×11-128"
+    for bad in ("64-64-128", "64-64-128-128-256×4-512×8-256", "0-64-128-128-256×4-512×7-256"):
+        with pytest.raises(ValueError, match="16 conv levels"):
+            bench.parse_widths(bad)
+    for bad in ("64-64-wide", "64-64-128-128-256×4-512×7-", "64×-64"):
+        with pytest.raises(ValueError, match="widths look like"):
+            bench.parse_widths(bad)
+    with pytest.raises(ValueError, match="16 conv levels"):
+        bench.sweep_arguments({**bench.SWEEP[0], "widths": (64, 64)})
 
 
 def test_run_sweep_runs_each_configuration_with_its_own_seeds(monkeypatch):
@@ -194,9 +218,11 @@ def test_the_benchmark_hands_its_vgg_options_to_the_vgg_only(monkeypatch, capsys
     monkeypatch.setattr(vgg_helpers.data, "mnist_splits", lambda budget: tiny_splits())
     monkeypatch.setattr(vgg_helpers.models, "simple_convnet", lambda: None)
     args = ["--seeds", "1", "--label-smoothing", "0.1", "--batch-size", "64", "--vgg-epochs", "1", "--fused-bn"]
+    args += ["--dropout", "0", "--widths", "64-64-128-128-256x11-128"]
     assert bench.main(args + ["--skip-full-width"]) == 0
     (vgg, a), (convnet, b) = calls
     assert "fused BN, batch 64" in vgg and "label smoothing 0.1" in vgg and "(b) Keras simple convnet" in convnet
+    assert "dropout 0," in vgg and "conv widths 64-64-128-128-256×11-128 before ×" in vgg
     assert (a["label_smoothing"], a["batch_size"], a["epochs"], a["schedule"]) == (0.1, 64, 1.0, "one-cycle")
     assert "label_smoothing" not in b and (b["batch_size"], b["schedule"]) == (128, "constant")
     assert "ratios over 1 seeds: 1.00" in capsys.readouterr().out

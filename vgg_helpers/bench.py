@@ -1,7 +1,8 @@
 """``python -m vgg_helpers.bench``: the fixed VGG against Keras' "Simple MNIST convnet", on this machine.
 
 In one process, for each of ``--seeds`` seeds, it trains (a) the blog's 16-conv topology with the fixes
-of notebook 03 (He init, BatchNorm, no LRN) and (b) the Keras example convnet at its published settings
+of notebook 03 (He init, BatchNorm, no LRN), by default with its top levels at half width and the recipe of
+:data:`VGG_DEFAULTS`, and (b) the Keras example convnet at its published settings
 (Adam 0.001, batch 128), on the same data, measuring test accuracy 8 times per epoch off the training
 clock and printing a line at each measurement. For each seed it prints a table (parameters, MACs per
 image, training images/s, seconds and images to reach the target, best accuracy, memory) and the ratio
@@ -10,6 +11,7 @@ few training steps of the full-width blog model.
 
     python -m vgg_helpers.bench                 # 3 seeds, this machine's budget (cpu or gpu)
     python -m vgg_helpers.bench --seeds 1 --width 0.0625 --learning-rate 0.01
+    python -m vgg_helpers.bench --widths 64-64-128-128-256x4-512x7-256 --vgg-epochs 2   # the blog's widths
     python -m vgg_helpers.bench --sweep         # the VGG configurations tried, one row per run
     python -m vgg_helpers.bench --quick         # small subset, one epoch: checks that it runs
     python -m vgg_helpers.bench --notebooks notebooks/*.ipynb --budget cpu --save --tables README.md docs/teaching.md
@@ -29,24 +31,70 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from vgg_helpers.architectures import BLOG_WIDTHS
 from vgg_helpers.training import TrainingCurve, train_and_evaluate
 
-#: The VGG configuration the benchmark runs by default (width None: the budget's).
-VGG_DEFAULTS = {"width": None, "batch_size": 128, "learning_rate": 0.02, "epochs": 2.0, "fused_bn": False}
 
-#: Keys a configuration of :data:`SWEEP` may add to :data:`VGG_DEFAULTS`' (with their defaults: the benchmark's
-#: recipe). "optimizer" is "adam" or "sgd" (Nesterov momentum 0.9); "ema" evaluates a moving average of the
-#: weights with that momentum (Keras' ``use_ema``); "batchnorm" False leaves BatchNorm out (He initialisation
-#: alone); "seeds" runs those seeds instead of ``--seeds``'.
+def format_widths(widths) -> str:
+    """Filters per conv level in the blog's notation, repeats as "×n": "64-64-128-128-256×4-512×7-256"."""
+    runs = []
+    for w in widths:
+        if runs and runs[-1][0] == w:
+            runs[-1][1] += 1
+        else:
+            runs.append([w, 1])
+    return "-".join(f"{w}×{n}" if n > 2 else "-".join([str(w)] * n) for w, n in runs)
+
+
+def parse_widths(text: str) -> tuple[int, ...]:
+    """The inverse of :func:`format_widths` ("x" or "×"); raises ``ValueError`` unless it gives 16 positive
+    filter counts, one per conv level of the blog's topology."""
+    widths = []
+    for part in text.replace("x", "×").split("-"):
+        count, times, repeat = part.partition("×")
+        if not count.strip().isdigit() or (times and not repeat.strip().isdigit()):
+            raise ValueError(f'widths look like "64-64-128-128-256×4-512×7-256" (× or x for repeats), got {text!r}')
+        widths += [int(count)] * (int(repeat) if repeat else 1)
+    if len(widths) != len(BLOG_WIDTHS) or min(widths) < 1:
+        raise ValueError(
+            f"the blog's topology has {len(BLOG_WIDTHS)} conv levels, each with at least one filter; {text!r} gives "
+            f"{len(widths)} levels: {widths}"
+        )
+    return tuple(widths)
+
+
+#: Keys a configuration of :data:`SWEEP` may add to "width", "batch_size", "learning_rate", "epochs" and
+#: "fused_bn", with their defaults (the recipe the sweep started from). "optimizer" is "adam" or "sgd" (Nesterov
+#: momentum 0.9); "ema" evaluates a moving average of the weights with that momentum (Keras' ``use_ema``);
+#: "batchnorm" False leaves BatchNorm out (He initialisation alone); "widths" gives the 16 conv levels' filters
+#: before the width multiplier (the topology stays, the widths change); "seeds" runs those seeds instead of
+#: ``--seeds``'.
 SWEEP_OPTIONS = {
     "dropout": 0.25, "label_smoothing": 0.0, "warmup": 0.25, "optimizer": "adam", "beta_2": 0.999, "ema": None,
-    "batchnorm": True,
+    "batchnorm": True, "widths": BLOG_WIDTHS,
+}  # fmt: skip
+
+#: The blog's widths with its seven 512-filter levels at 256 and its last level at 128: the same 16-conv topology,
+#: each block after the second pool as wide as the 256-filter levels.
+HALVED_TOP_WIDTHS = parse_widths("64-64-128-128-256×11-128")
+#: The same with the seven 512-filter levels at 384 and the last at 192.
+THREE_QUARTER_TOP_WIDTHS = parse_widths("64-64-128-128-256×4-384×7-192")
+
+#: The VGG configuration the benchmark runs by default (width None: the budget's): the blog's 16-conv topology
+#: with the fixes of notebook 03 and its top levels at half width (:data:`HALVED_TOP_WIDTHS`), TensorFlow's fused
+#: BatchNorm, label smoothing 0.1, no dropout, 1.5 epochs of one-cycle Adam peaking at 0.02. Until 2026-11-29 it
+#: was the blog's widths, Keras' BatchNorm, dropout 0.25, no label smoothing and 2 epochs: ``--widths
+#: 64-64-128-128-256x4-512x7-256 --no-fused-bn --dropout 0.25 --label-smoothing 0 --vgg-epochs 2``.
+VGG_DEFAULTS = {
+    "width": None, "batch_size": 128, "learning_rate": 0.02, "epochs": 1.5, "fused_bn": True, "label_smoothing": 0.1,
+    "dropout": 0.0, "widths": HALVED_TOP_WIDTHS,
 }  # fmt: skip
 
 #: Configurations of the fixed VGG that ``--sweep`` trains, one row per run: what was tried to make it reach 99%
 #: sooner on a CPU (docs/benchmarks.md keeps the measured table). Until 2026-11-29 the benchmark built every
 #: VGG with Keras' BatchNorm whatever "fused_bn" said; the rows measured then say False, as they ran.
 _ONE_EPOCH_FUSED = {"width": 0.125, "batch_size": 128, "learning_rate": 0.02, "epochs": 1.0, "fused_bn": True}
+_HALVED_TOP = {**_ONE_EPOCH_FUSED, "widths": HALVED_TOP_WIDTHS, "label_smoothing": 0.1, "epochs": 1.5}
 SWEEP = (
     {"width": 0.125, "batch_size": 128, "learning_rate": 0.02, "epochs": 1.0, "fused_bn": False},
     {"width": 0.125, "batch_size": 128, "learning_rate": 0.02, "epochs": 1.0, "fused_bn": False, "dropout": 0.0},
@@ -75,7 +123,16 @@ SWEEP = (
     # without BatchNorm (its step is faster in the speed table), at two lower peaks
     {**_ONE_EPOCH_FUSED, "fused_bn": False, "batchnorm": False, "learning_rate": 0.002, "seeds": (0,)},
     {**_ONE_EPOCH_FUSED, "fused_bn": False, "batchnorm": False, "learning_rate": 0.005, "seeds": (0,)},
-)
+    # 2026-11-29, night: cheaper top levels. Levels 9-16 do 75% of the ×1/8 network's conv multiply-adds, on 7×7 and
+    # 4×4 maps; at the 256-filter levels' width the step takes about 60% as long (docs/benchmarks.md, "Narrower top levels")
+    {**_ONE_EPOCH_FUSED, "width": 0.0625, "label_smoothing": 0.1, "epochs": 2.0, "seeds": (0,)},
+    {**_HALVED_TOP, "seeds": (0, 1, 2)},
+    {**_HALVED_TOP, "epochs": 1.75, "seeds": (1,)},
+    {**_HALVED_TOP, "learning_rate": 0.01, "seeds": (1,)},
+    {**_HALVED_TOP, "batch_size": 64, "seeds": (1,)},
+    {**_HALVED_TOP, "widths": THREE_QUARTER_TOP_WIDTHS, "seeds": (1,)},
+    {**_HALVED_TOP, "dropout": 0.0, "seeds": (0, 1, 2)},
+)  # fmt: skip
 
 
 def describe_config(config: dict) -> str:
@@ -92,6 +149,7 @@ def describe_config(config: dict) -> str:
         "beta_2": f"Adam β₂ {options['beta_2']:g}",
         "ema": f"evaluating a moving average of the weights (momentum {options['ema']})",
         "batchnorm": "no BatchNorm",
+        "widths": f"conv widths {format_widths(options['widths'])} before ×{width:g}",
     }
     return ", ".join([text] + [extras[k] for k in extras if options[k] != SWEEP_OPTIONS[k]])
 
@@ -104,6 +162,7 @@ def sweep_arguments(config: dict) -> dict:
     options = {**SWEEP_OPTIONS, **config}
     if options["optimizer"] not in ("adam", "sgd"):
         raise ValueError(f'a sweep\'s optimizer is "adam" or "sgd", got {options["optimizer"]!r}')
+    parse_widths(format_widths(options["widths"]))  # 16 levels of at least one filter, or ValueError
     ema = {"use_ema": True, "ema_momentum": options["ema"]} if options["ema"] else {}
     if options["optimizer"] == "sgd":
         optimizer = functools.partial(keras.optimizers.SGD, momentum=0.9, nesterov=True, **ema)
@@ -327,13 +386,17 @@ def write_tables(paths, runs: list[NotebookRun], machine: str) -> None:
 # --- Training speed of one configuration (docs/benchmarks.md's speed table) ------------------------------
 
 #: Keys of a ``--speed`` configuration and their defaults.
-SPEED_DEFAULTS = {"net": "vgg", "width": 0.125, "batch": 128, "bn": "keras", "augment": False, "jit": False, "steps": 30}
+SPEED_DEFAULTS = {
+    "net": "vgg", "width": 0.125, "widths": format_widths(BLOG_WIDTHS), "batch": 128, "bn": "keras", "augment": False,
+    "jit": False, "steps": 30,
+}  # fmt: skip
 
 
 def speed_probe(config: dict) -> dict:
     """Images per second of ``model.fit`` for one configuration, measured by
     :func:`~vgg_helpers.training.measure_training_speed` on random images (speed does not depend on the
-    pixels): the fixed VGG (``net`` "vgg"; ``bn`` "keras", "fused" or "none") or Keras' convnet ("convnet"),
+    pixels): the fixed VGG (``net`` "vgg"; ``widths`` as ``--widths`` writes them; ``bn`` "keras", "fused" or
+    "none") or Keras' convnet ("convnet"),
     5 warm-up steps, then ``steps`` timed. Returns the configuration with ``images_per_second``, the
     parameter count, whether oneDNN is on and the process's peak resident memory in MB. Run one per fresh
     process to compare oneDNN on and off (``TF_ENABLE_ONEDNN_OPTS`` is read when TensorFlow loads)."""
@@ -353,7 +416,7 @@ def speed_probe(config: dict) -> dict:
     if c["net"] == "convnet":
         model = simple_convnet()
     else:
-        arch = blog_vgg(lrn=False, batchnorm=c["bn"] != "none")
+        arch = blog_vgg(widths=parse_widths(c["widths"]), lrn=False, batchnorm=c["bn"] != "none")
         model = build_model(arch, width=c["width"], initializer="he_normal", bn_momentum=0.9, fused_bn=c["bn"] == "fused")
     rng = np.random.default_rng(0)
     images = c["batch"] * (c["steps"] + 1)
@@ -381,7 +444,10 @@ def _vgg(config, budget):
     options = {**SWEEP_OPTIONS, **config}
     if config["fused_bn"] and not options["batchnorm"]:
         raise ValueError("a configuration without BatchNorm cannot fuse it: set fused_bn False")
-    arch = blog_vgg(lrn=False, batchnorm=options["batchnorm"], dropout_rate=options["dropout"])
+    arch = blog_vgg(
+        widths=parse_widths(format_widths(options["widths"])), lrn=False, batchnorm=options["batchnorm"],
+        dropout_rate=options["dropout"],
+    )  # fmt: skip
     return build_model(
         arch, width=config["width"], initializer="he_normal", bn_momentum=budget.bn_momentum, fused_bn=config["fused_bn"]
     )
@@ -423,13 +489,23 @@ def main(argv=None) -> int:
         "--fused-bn",
         action=argparse.BooleanOptionalAction,
         default=VGG_DEFAULTS["fused_bn"],
-        help="the VGG's conv BatchNorms on TensorFlow's fused kernel (same maths; default off: Keras' layer, as in notebook 04)",
+        help="the VGG's conv BatchNorms on TensorFlow's fused kernel (same maths; default on; notebook 04 uses Keras' layer)",
     )
     parser.add_argument(
         "--label-smoothing",
         type=float,
-        default=SWEEP_OPTIONS["label_smoothing"],
-        help="the VGG's label smoothing (default 0: none, as in notebook 04)",
+        default=VGG_DEFAULTS["label_smoothing"],
+        help="the VGG's label smoothing (default 0.1; notebook 04 uses none)",
+    )
+    parser.add_argument(
+        "--dropout", type=float, default=VGG_DEFAULTS["dropout"], help="the VGG's dropout after its dense layers (default 0)"
+    )
+    parser.add_argument(
+        "--widths",
+        type=parse_widths,
+        default=VGG_DEFAULTS["widths"],
+        help=f"filters of the VGG's 16 conv levels before --width (default {format_widths(HALVED_TOP_WIDTHS)}; the "
+        f"blog's: {format_widths(BLOG_WIDTHS).replace('×', 'x')})",
     )
     parser.add_argument("--evals-per-epoch", type=int, default=8, help="test evaluations per epoch (default 8)")
     parser.add_argument("--target", type=float, default=0.99, help="test accuracy to time (default 0.99)")
@@ -494,6 +570,8 @@ def main(argv=None) -> int:
         "epochs": args.vgg_epochs,
         "fused_bn": args.fused_bn,
         "label_smoothing": args.label_smoothing,
+        "dropout": args.dropout,
+        "widths": args.widths,
     }
     ratios, reached = [], []
     for seed in range(args.seeds):
