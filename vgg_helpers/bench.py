@@ -46,21 +46,27 @@ def format_widths(widths) -> str:
     return "-".join(f"{w}×{n}" if n > 2 else "-".join([str(w)] * n) for w, n in runs)
 
 
+def check_widths(widths) -> tuple[int, ...]:
+    """``widths`` as a tuple, or ``ValueError`` unless it holds 16 whole numbers of at least one filter, one per
+    conv level of the blog's topology."""
+    widths = tuple(widths)
+    if len(widths) != len(BLOG_WIDTHS) or not all(isinstance(w, int) and w >= 1 for w in widths):
+        raise ValueError(
+            f"the blog's topology has {len(BLOG_WIDTHS)} conv levels, each with at least one filter; got "
+            f"{len(widths)} levels: {list(widths)}"
+        )
+    return widths
+
+
 def parse_widths(text: str) -> tuple[int, ...]:
-    """The inverse of :func:`format_widths` ("x" or "×"); raises ``ValueError`` unless it gives 16 positive
-    filter counts, one per conv level of the blog's topology."""
+    """The inverse of :func:`format_widths` ("x" or "×"), checked by :func:`check_widths`."""
     widths = []
     for part in text.replace("x", "×").split("-"):
         count, times, repeat = part.partition("×")
         if not count.strip().isdigit() or (times and not repeat.strip().isdigit()):
             raise ValueError(f'widths look like "64-64-128-128-256×4-512×7-256" (× or x for repeats), got {text!r}')
         widths += [int(count)] * (int(repeat) if repeat else 1)
-    if len(widths) != len(BLOG_WIDTHS) or min(widths) < 1:
-        raise ValueError(
-            f"the blog's topology has {len(BLOG_WIDTHS)} conv levels, each with at least one filter; {text!r} gives "
-            f"{len(widths)} levels: {widths}"
-        )
-    return tuple(widths)
+    return check_widths(widths)
 
 
 #: Keys a configuration of :data:`SWEEP` may add to "width", "batch_size", "learning_rate", "epochs" and
@@ -162,7 +168,7 @@ def sweep_arguments(config: dict) -> dict:
     options = {**SWEEP_OPTIONS, **config}
     if options["optimizer"] not in ("adam", "sgd"):
         raise ValueError(f'a sweep\'s optimizer is "adam" or "sgd", got {options["optimizer"]!r}')
-    parse_widths(format_widths(options["widths"]))  # 16 levels of at least one filter, or ValueError
+    check_widths(options["widths"])
     ema = {"use_ema": True, "ema_momentum": options["ema"]} if options["ema"] else {}
     if options["optimizer"] == "sgd":
         optimizer = functools.partial(keras.optimizers.SGD, momentum=0.9, nesterov=True, **ema)
@@ -445,7 +451,7 @@ def _vgg(config, budget):
     if config["fused_bn"] and not options["batchnorm"]:
         raise ValueError("a configuration without BatchNorm cannot fuse it: set fused_bn False")
     arch = blog_vgg(
-        widths=parse_widths(format_widths(options["widths"])), lrn=False, batchnorm=options["batchnorm"],
+        widths=check_widths(options["widths"]), lrn=False, batchnorm=options["batchnorm"],
         dropout_rate=options["dropout"],
     )  # fmt: skip
     return build_model(
