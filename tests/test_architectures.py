@@ -165,7 +165,7 @@ def test_builder_rejects_bad_input_before_building():
         build_model(blog_vgg(), width=1 / 16, initializer="gaussian")
 
 
-@pytest.mark.parametrize("name, std", [("blog", 1.0), ("vgg_paper", 0.1), ("alexnet", 0.01)])
+@pytest.mark.parametrize("name, std", [("blog", 1.0), ("tf_examples", 1.0), ("vgg_paper", 0.1), ("alexnet", 0.01)])
 def test_named_initializers(name, std):
     values = keras.ops.convert_to_numpy(get_initializer(name)((200, 200)))
     assert abs(values.std() - std) / std < 0.02 and abs(values.mean()) < 0.02 * std
@@ -212,19 +212,30 @@ def test_blog_alexnet_at_28x28():
     assert pools == [(14, 14, 64), (7, 7, 128), (4, 4, 256)]  # 'same' pooling: 7 → 4
     # conv 640 + 73,856 + 295,168; dense 4096·1024 + 1024, 1024² + 1024, 1024·10 + 10
     assert table.total("params") == 5_624_842
-    assert build_model(arch, initializer="blog").count_params() == 5_624_842
+    assert build_model(arch, initializer="tf_examples").count_params() == 5_624_842
+    assert [r.name for r in table if r.kind == "dropout"] == ["dropout 0.2"] * 3  # alexnet.py keeps 0.8 after each conv level
     fixed = build_model(blog_alexnet(lrn=False, batchnorm=True), width=1 / 8)
     assert fixed.count_params() == layer_table(blog_alexnet(lrn=False, batchnorm=True), 1 / 8).total("params")
     assert not any("lrn" in layer.name for layer in fixed.layers)
 
 
-@pytest.mark.parametrize("name, bias_std", [("blog", 1.0), ("he_normal", 0.0), ("vgg_paper", 0.0)])
-def test_biases_follow_the_blog_only_for_its_initialisation(name, bias_std):
+@pytest.mark.parametrize("name, bias_std", [("tf_examples", 1.0), ("blog", 0.0), ("he_normal", 0.0), ("vgg_paper", 0.0)])
+def test_only_tf_examples_draws_its_biases_at_random(name, bias_std):
     model = build_model(blog_vgg(lrn=False), width=1 / 8, initializer=name)
     biases = np.concatenate(
         [keras.ops.convert_to_numpy(layer.bias) for layer in model.layers if getattr(layer, "use_bias", False)]
     )
     assert abs(biases.std() - bias_std) < 0.1
+
+
+def test_the_blog_init_has_the_posts_zero_biases_and_unit_weights():
+    """The post: weights tf.random_normal (σ = 1), every bias tf.zeros (docs/blog-post.md)."""
+    model = build_model(blog_vgg(), width=1 / 8, initializer="blog")
+    layers = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+    assert len(layers) == 19 and all(layer.use_bias for layer in layers)
+    assert all(not np.any(keras.ops.convert_to_numpy(layer.bias)) for layer in layers)
+    kernels = np.concatenate([keras.ops.convert_to_numpy(layer.kernel).ravel() for layer in layers])
+    assert abs(kernels.std() - 1.0) < 0.01
 
 
 def test_architectures_is_pure_arithmetic():

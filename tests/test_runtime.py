@@ -62,16 +62,16 @@ def test_version_is_single_sourced():
     assert version("vgg-helpers") == vgg_helpers.__version__
 
 
-def test_setup_prints_one_line_and_seeds(capsys, monkeypatch):
+def test_setup_prints_the_versions_and_oneDNN_and_seeds(capsys, monkeypatch):
     import tensorflow as tf
 
     monkeypatch.setenv("VGG_FAST", "1")
     budget = setup(requires=vgg_helpers.__version__, seed=7)
-    line = capsys.readouterr().out.strip()
-    assert "\n" not in line
+    line, onednn = capsys.readouterr().out.strip().split("\n")  # on a CPU: the versions, then oneDNN
     assert budget is BUDGETS["fast"]
     for part in (vgg_helpers.__version__, tf.__version__, "budget: fast", "CPU"):
         assert part in line
+    assert onednn.startswith("oneDNN ")
     a = (np.random.rand(), float(tf.random.uniform(())))
     setup(seed=7, verbose=False)
     b = (np.random.rand(), float(tf.random.uniform(())))
@@ -96,7 +96,7 @@ def test_setup_keeps_tensorflow_logs_off_stderr():
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    assert result.stdout.count("\n") == 1 and "budget: fast" in result.stdout
+    assert result.stdout.count("\n") == 2 and "budget: fast" in result.stdout and "oneDNN on" in result.stdout
 
 
 def test_plain_tensorflow_import_is_noisy():
@@ -170,6 +170,22 @@ def test_onednn_is_on_after_importing_vgg_helpers():
         pytest.skip("oneDNN's CPU kernels are checked on x86-64 Linux")
     assert _onednn_is_on(env)
     assert not _onednn_is_on({**env, "TF_ENABLE_ONEDNN_OPTS": "0"})  # the control: the user's 0 wins
+
+
+@pytest.mark.parametrize(
+    "on, flags, expected",
+    [
+        (True, {"avx2", "avx512f"}, "oneDNN on; TensorFlow's own default on this CPU: off (no AVX512_VNNI, AVX512_BF16, "
+                                    "AVX_VNNI or AMX), so vgg_helpers sets TF_ENABLE_ONEDNN_OPTS=1 unless you set it"),
+        (True, {"avx2", "avx512_vnni", "avx512_bf16"},
+         "oneDNN on; TensorFlow's own default on this CPU: on (it has AVX512_VNNI, AVX512_BF16)"),
+        (False, {"amx_tile", "amx_int8"}, "oneDNN off; TensorFlow's own default on this CPU: on (it has AMX_TILE, AMX_INT8)"),
+    ],
+)  # fmt: skip
+def test_the_onednn_line_says_what_tensorflow_would_choose_here(on, flags, expected, monkeypatch):
+    """AVX-512 alone is not what TensorFlow looks for: VNNI, BF16 or AMX is (tensorflow/core/util/util.cc)."""
+    monkeypatch.setattr(runtime.platform, "system", lambda: "Linux")
+    assert runtime.describe_onednn(on, flags) == expected
 
 
 def _onednn_is_on(env) -> bool:

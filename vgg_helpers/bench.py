@@ -32,6 +32,7 @@ import keras
 import numpy as np
 
 from vgg_helpers.architectures import BLOG_WIDTHS
+from vgg_helpers.runtime import onednn_on
 from vgg_helpers.training import TrainingCurve, train_and_evaluate
 
 
@@ -230,35 +231,11 @@ def median_ratio(ratios: list[float | None]) -> float | None:
     return None if median is None or median == float("inf") else median
 
 
-def _onednn_on() -> bool | None:
-    """Whether TensorFlow runs its oneDNN kernels (None where this TensorFlow cannot say)."""
-    from vgg_helpers.runtime import import_tensorflow
-
-    import_tensorflow()
-    try:
-        from tensorflow.python.util import _pywrap_util_port
-    except ImportError:  # pragma: no cover - another TensorFlow layout
-        return None
-    return bool(_pywrap_util_port.IsMklEnabled())
-
-
 def machine_line() -> str:
     """The CPU, its cores and whether TensorFlow's oneDNN kernels are on: what the throughput depends on."""
-    from vgg_helpers.runtime import describe_device, usable_cores
+    from vgg_helpers.runtime import machine_line as line
 
-    model = "unknown CPU"
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    flags = ""
-    try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags"))
-    except (OSError, StopIteration):
-        pass
-    onednn = {True: "on", False: "off", None: "unknown"}[_onednn_on()]
-    avx512 = "AVX-512" if "avx512f" in flags else "no AVX-512"
-    return f"machine: {model}, {usable_cores()} usable cores, {avx512}, oneDNN {onednn}; {describe_device()}"
+    return "machine: " + line()
 
 
 # --- Notebooks: peak memory and wall time ---------------------------------------------------------
@@ -435,7 +412,7 @@ def speed_probe(config: dict) -> dict:
         **c,
         "images_per_second": round(speed),
         "params": model.count_params(),
-        "onednn": _onednn_on(),
+        "onednn": onednn_on(),
         "peak_mb": round(peak_mb),
     }
 

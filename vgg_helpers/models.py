@@ -1,6 +1,6 @@
 """Keras models built from :mod:`vgg_helpers.architectures` descriptions.
 
-    model = build_model(blog_vgg(), initializer="blog")             # the blog's network, N(0, 1) init
+    model = build_model(blog_vgg(), initializer="blog")             # the blog's network: N(0, 1) weights, zero biases
     model = build_model(blog_vgg(lrn=False, batchnorm=True), width=1/8, initializer="he_normal")
 
 The model has exactly the layers of ``layer_table(arch, width)``, so their parameter counts agree.
@@ -107,7 +107,10 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 #: Named initialisations used in the notebooks, besides any Keras initializer name.
 #: Biases start at zero, except where :data:`RANDOM_BIASES` says otherwise.
 INITIALIZERS = {
-    "blog": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=1.0),  # tf.random_normal
+    # The blog post's weights: tf.random_normal, standard deviation 1 (its biases: tf.zeros; docs/blog-post.md).
+    "blog": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=1.0),
+    # TensorFlow-Examples' alexnet.py, which the post borrowed from: tf.random_normal for weights and biases alike.
+    "tf_examples": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=1.0),
     # The VGG paper (Section 3.1): "a normal distribution with the zero mean and 10^-2 variance", so σ = 0.1.
     "vgg_paper": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=0.1),
     # AlexNet's σ = 0.01 (Krizhevsky et al., 2012), which many VGG reimplementations use instead.
@@ -115,8 +118,9 @@ INITIALIZERS = {
 }
 
 
-#: The blog draws its biases from ``tf.random_normal`` too (notebook 05 runs its code).
-RANDOM_BIASES = {"blog"}
+#: Initialisations that draw the biases from the weights' distribution too. Only TensorFlow-Examples'
+#: ``alexnet.py`` does; the blog post's VGG starts every bias at ``tf.zeros`` (docs/blog-post.md).
+RANDOM_BIASES = {"tf_examples"}
 
 
 def get_initializer(initializer):
@@ -170,8 +174,8 @@ def build_model(
     name: str | None = None,
     fused_bn: bool = False,
 ) -> keras.Model:
-    """A functional Keras model of ``arch`` at ``width``; weights from ``initializer``; biases zero, or, for the
-    blog's initialisation, from the same N(0, 1) as its weights.
+    """A functional Keras model of ``arch`` at ``width``; weights from ``initializer``; biases zero (as the blog
+    post's ``tf.zeros``), except for ``"tf_examples"``, whose biases come from the same N(0, 1) as its weights.
 
     ``layer_table(arch, width)`` validates the architecture first, so a bad configuration raises
     the same ``ValueError`` (naming the layer) before any weight is allocated. ``fused_bn`` uses

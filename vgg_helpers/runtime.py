@@ -189,10 +189,12 @@ def import_tensorflow():
 
     Two settings are made before TensorFlow loads (each only if the user has not set it):
 
-    - ``TF_ENABLE_ONEDNN_OPTS=1``. TensorFlow turns its oneDNN CPU kernels on by itself only on CPUs with
-      AVX-512 (most servers); on AVX2-only CPUs (AMD EPYC and Ryzen, most laptops) it leaves them off.
-      Turned on, notebook 04's training step runs about three times as fast on an AVX2-only AMD EPYC, with
-      the same peak memory (docs/benchmarks.md). Set it to 0 before importing to compare.
+    - ``TF_ENABLE_ONEDNN_OPTS=1``. TensorFlow's Linux builds turn their oneDNN CPU kernels on by themselves
+      only on CPUs with AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX (:data:`ONEDNN_DEFAULT_FEATURES`); on
+      others (AVX2-only CPUs such as AMD's Zen 3 EPYC and Ryzen, many laptops) they leave them off. Turned
+      on, notebook 04's training step ran about three times as fast on an AVX2-only AMD EPYC, with the same
+      peak memory (docs/benchmarks.md). Set it to 0 before importing to compare; :func:`describe_onednn`
+      says which case a machine is.
     - ``TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1``: with oneDNN on, TensorFlow's CPU allocator keeps every large
       block it frees in a pool of its own, so a notebook that builds a full-width network and deletes it
       never gets those hundreds of MB back; this makes it use malloc, and :func:`_return_large_blocks`
@@ -228,6 +230,67 @@ def import_tensorflow():
     absl.logging.set_verbosity(absl.logging.ERROR)
     tf.get_logger().setLevel("ERROR")
     return tf
+
+
+#: The CPU features (``/proc/cpuinfo`` flag: TensorFlow's name) for which TensorFlow's Linux builds turn
+#: oneDNN on by themselves: ``IsMklEnabled`` in tensorflow/core/util/util.cc.
+ONEDNN_DEFAULT_FEATURES = {
+    "avx512_vnni": "AVX512_VNNI",
+    "avx512_bf16": "AVX512_BF16",
+    "avx_vnni": "AVX_VNNI",
+    "amx_tile": "AMX_TILE",
+    "amx_int8": "AMX_INT8",
+    "amx_bf16": "AMX_BF16",
+}
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags as Linux lists them in ``/proc/cpuinfo``; None where there is no such file."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            line = next((line for line in cpuinfo if line.startswith("flags")), None)
+    except OSError:
+        return None
+    return set(line.split(":", 1)[1].split()) if line else None
+
+
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo``, else what Python's ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+def onednn_on() -> bool | None:
+    """Whether TensorFlow runs its oneDNN kernels (None where this TensorFlow cannot say)."""
+    import_tensorflow()
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:  # pragma: no cover - another TensorFlow layout
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def describe_onednn(on: bool | None = None, flags: set[str] | None = None) -> str:
+    """One line: whether oneDNN is on, and what TensorFlow's own default would be on this CPU.
+
+    The arguments default to this process and machine (they exist for the tests)."""
+    on = onednn_on() if on is None else on
+    flags = cpu_flags() if flags is None else flags
+    if on is None:
+        return "oneDNN: unknown (this TensorFlow does not say)"
+    state = f"oneDNN {'on' if on else 'off'}"
+    if flags is None or platform.system() != "Linux":
+        return state
+    found = [name for flag, name in ONEDNN_DEFAULT_FEATURES.items() if flag in flags]
+    if found:
+        return f"{state}; TensorFlow's own default on this CPU: on (it has {', '.join(found)})"
+    return (
+        f"{state}; TensorFlow's own default on this CPU: off (no AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX), "
+        "so vgg_helpers sets TF_ENABLE_ONEDNN_OPTS=1 unless you set it"
+    )
 
 
 def _split_cpu(tf, value: str) -> None:
@@ -285,6 +348,11 @@ def describe_device() -> str:
     return f"CPU ({cores} core{'s' if cores != 1 else ''})"
 
 
+def machine_line() -> str:
+    """The CPU, its usable cores and oneDNN: what a CPU's training speed depends on, in one line."""
+    return f"{cpu_model()}, {usable_cores()} usable cores, {describe_onednn()}; {describe_device()}"
+
+
 def usable_cores() -> int:
     """The cores this process may run on: fewer than the machine's under ``taskset`` or a container's CPU set."""
     if hasattr(os, "sched_getaffinity"):
@@ -312,11 +380,14 @@ def setup(requires: str | None = None, seed: int = 42, verbose: bool = True) -> 
     trim_after_each_cell()
     budget = select_budget()
     if verbose:
+        device = describe_device()
         print(
             f"vgg_helpers {__version__} | Python {platform.python_version()} | "
             f"TensorFlow {tf.__version__} | Keras {keras.__version__} | "
-            f"{describe_device()} | budget: {budget.name}"
+            f"{device} | budget: {budget.name}"
         )
+        if device.startswith("CPU"):
+            print(describe_onednn())
     return budget
 
 
