@@ -138,6 +138,8 @@ def test_a_fast_machine_trains_longer_and_is_promised_more():
     assert middle.epochs == 4 and not middle.augment and middle.target == 0.990 and middle.seconds <= 300
     assert middle.learning_rate == 0.02 and fast_machine.learning_rate == 0.01
     assert "800 images/s" in str(middle) and "4 epochs" in str(middle) and "99.0%" in str(middle)
+    # the estimate counts the validation pass after each epoch (a third of a training image's work per image)
+    assert middle.seconds == pytest.approx(4 * (55_000 + 5_000 / 3) / 800 + 10)
 
 
 def test_a_slow_machine_gets_the_fewest_epochs_that_keep_the_promise_and_is_told():

@@ -215,16 +215,18 @@ def size_training(
     if budget.name != "cpu":
         target = 0.996 if budget.name == "gpu" else None
         return TrainingPlan(
-            budget.width, budget.epochs, budget.name == "gpu", 0.01, images_per_second, train_examples, target, seconds
-        )
+            budget.width, budget.epochs, budget.name == "gpu", 0.01, images_per_second, train_examples, target, seconds,
+            val_examples,
+        )  # fmt: skip
     fewest = min(epochs for epochs, _ in CPU_PROMISES)
     epochs = int((seconds - 10) * images_per_second // (train_examples + val_examples / 3))
     epochs = max(fewest, min(epochs, budget.epochs))
     target = max(accuracy for least, accuracy in CPU_PROMISES if epochs >= least)
     augment = epochs >= 6
     return TrainingPlan(
-        budget.width, epochs, augment, 0.01 if augment else 0.02, images_per_second, train_examples, target, seconds
-    )
+        budget.width, epochs, augment, 0.01 if augment else 0.02, images_per_second, train_examples, target, seconds,
+        val_examples,
+    )  # fmt: skip
 
 
 class StepClock(keras.callbacks.Callback):
