@@ -16,7 +16,16 @@ What :func:`run_workers` guarantees:
   every worker still running (its whole process group) and reaps it, and raises :class:`WorkerFailed`
   naming the worker, its exit code and the end of its stderr; the same cleanup runs on any other exception
   in the caller's process, a ``KeyboardInterrupt`` (the notebook's stop button) included;
-- nothing it started outlives it: an ``atexit`` hook kills what is left if the kernel exits.
+- nothing it started outlives it: an ``atexit`` hook kills what is left if the kernel exits, and on Linux and
+  macOS each worker ends within about a second of the process that started it, however that process ends
+  (SIGKILL, as Jupyter ends a busy kernel on restart, included).
+
+How the last guarantee works: each worker runs under a small supervisor, :data:`_SUPERVISOR`, a Python
+process that leads the worker's own process group. It starts the worker script as its child, holds the
+read end of a pipe whose only write end stays in the launching process, and kills its whole group (the
+worker and whatever the worker started) as soon as that pipe reports end-of-file: the operating system
+closes the write end when the launching process dies, whatever killed it. The supervisor also measures
+the worker's peak memory when it exits (``getrusage`` of its child) and exits with the worker's status.
 
 Each worker's stdout and stderr go to files in ``log_dir`` (``worker-0.out``, ``worker-0.err``, ...):
 TensorFlow writes its start-up log to stderr, and a pipe that nobody reads could fill up and block it.
@@ -69,10 +78,12 @@ class WorkerResult:
     port: int
     returncode: int | None = None  #: None while it runs
     seconds: float = float("nan")  #: from its start to its exit
-    peak_mb: float = float("nan")  #: its peak resident memory in MB (10⁶ bytes), sampled while it ran; Linux only
+    #: its peak resident memory in MB (10⁶ bytes), measured by its supervisor when it exited (nan if it was killed)
+    peak_mb: float = float("nan")
     killed: bool = False  #: stopped by the launcher, after another worker failed or the timeout
     stdout_path: Path | None = None
     stderr_path: Path | None = None
+    report_path: Path | None = None  #: where its supervisor writes its peak memory when it exits
     _started: float = dataclasses.field(default=0.0, repr=False)
 
     @property
@@ -140,12 +151,50 @@ def tf_config(ports: list[int], index: int, host: str = LOCALHOST) -> dict:
 
 _RUNNING: dict[int, subprocess.Popen] = {}  # pid -> worker not yet reaped, for the atexit hook
 
+#: The supervisor each worker runs under (POSIX): ``python -c _SUPERVISOR FD REPORT SCRIPT ARGS...``.
+#: It leads the worker's process group (the launcher starts it in a new session), runs the script as its
+#: child, and kills the group once the pipe FD reads end-of-file: the launcher holds the only write end, so
+#: that happens when the launcher exits or dies, however. When the script exits, it writes the script's
+#: peak memory to the file REPORT (``ru_maxrss`` of a child forked from this small process: Linux carries a
+#: high-water mark across ``exec``, so a worker forked straight from a notebook kernel would report the
+#: kernel's) and exits with the script's status. It imports nothing that starts threads before it forks.
+_SUPERVISOR = r"""
+import json, os, resource, signal, sys, threading
+fd, report, script = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+child = os.fork()
+if child == 0:
+    os.close(fd)
+    os.execv(sys.executable, [sys.executable, script, *sys.argv[4:]])
+def watch():
+    try:
+        while os.read(fd, 1):
+            pass
+    except OSError:
+        pass
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+threading.Thread(target=watch, daemon=True).start()
+while True:
+    try:
+        _, status, usage = os.wait4(child, 0)
+        break
+    except InterruptedError:
+        pass
+scale = 1 if sys.platform == "darwin" else 1024
+with open(report, "w") as out:
+    json.dump({"peak_mb": usage.ru_maxrss * scale / 1e6}, out)
+code = os.waitstatus_to_exitcode(status)
+if code < 0:  # end as the script ended, by the same signal
+    try:
+        signal.signal(-code, signal.SIG_DFL)
+    except (OSError, ValueError):  # SIGKILL and SIGSTOP keep their default anyway
+        pass
+    os.kill(os.getpid(), -code)
+os._exit(code)
+"""
+
 
 def _reap(proc: subprocess.Popen, result: WorkerResult | None = None, block: bool = False) -> bool:
-    """Collect the worker's exit status if it has exited (waiting for it if ``block``); True once it has.
-
-    While it runs, it also reads the worker's peak memory so far.
-    """
+    """Collect the worker's exit status if it has exited (waiting for it if ``block``); True once it has."""
     if proc.returncode is None:
         if hasattr(os, "wait4"):
             try:
@@ -153,9 +202,6 @@ def _reap(proc: subprocess.Popen, result: WorkerResult | None = None, block: boo
             except ChildProcessError:  # reaped elsewhere: the status is lost
                 pid, status = proc.pid, None
             if pid == 0:
-                peak = _peak_mb(proc.pid)
-                if result is not None and peak == peak and not peak <= result.peak_mb:  # a number, and higher (or the first)
-                    result.peak_mb = peak
                 return False
             if status is not None:
                 _kill_orphans(proc.pid)
@@ -166,27 +212,21 @@ def _reap(proc: subprocess.Popen, result: WorkerResult | None = None, block: boo
     if result is not None and result.returncode is None:
         result.returncode = proc.returncode
         result.seconds = time.monotonic() - result._started
+        result.peak_mb = _reported_peak(result)
     return True
 
 
-def _peak_mb(pid: int) -> float:
-    """Peak resident memory (VmHWM) of process ``pid`` in MB (10⁶ bytes), read from /proc; nan where unknown.
-
-    Not ``ru_maxrss`` from ``wait4``: Linux carries a child's high-water mark across ``exec``, so it would
-    report the memory of the (forked) notebook kernel rather than the worker's.
-    """
+def _reported_peak(result: WorkerResult) -> float:
+    """The worker's peak memory in MB as its supervisor reported it; nan where there is no report."""
     try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024 / 1e6
-    except (OSError, ValueError):
-        pass
-    return float("nan")
+        return float(json.loads(result.report_path.read_text())["peak_mb"])
+    except (AttributeError, OSError, ValueError, KeyError, TypeError):
+        return float("nan")
 
 
 def _kill_orphans(pgid: int) -> None:
-    """Kill what is left in a reaped worker's process group (processes it started and left running).
+    """Kill what is left in a reaped worker's process group (processes it started and left running), and wait
+    until they are gone.
 
     Called at once after reaping it: the system hands a process id out again only after its counter has gone
     round all the others (tens of thousands at least), so the group's id cannot yet belong to anything else.
@@ -194,6 +234,40 @@ def _kill_orphans(pgid: int) -> None:
     if hasattr(os, "killpg"):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
+        _wait_until_gone(pgid)
+
+
+#: How long :func:`_wait_until_gone` waits for a killed process group to disappear.
+GROUP_EXIT_SECONDS = 10.0
+
+
+def _group_running(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` still runs. A zombie (dead, not yet reaped by its new parent)
+    does not count; on Linux /proc tells them apart, elsewhere any member counts."""
+    if not os.path.isdir("/proc/self"):
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as stat:
+                    state, _, group = stat.read().rsplit(")", 1)[1].split()[:3]
+            except (OSError, ValueError):
+                continue  # it ended while we looked
+            if int(group) == pgid and state not in ("Z", "X"):
+                return True
+    return False
+
+
+def _wait_until_gone(pgid: int) -> None:
+    """After SIGKILL to group ``pgid``: wait until none of it runs any more (signals arrive asynchronously; a
+    worker's children are not ours to reap), at most :data:`GROUP_EXIT_SECONDS`."""
+    deadline = time.monotonic() + GROUP_EXIT_SECONDS
+    while _group_running(pgid) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _kill(proc: subprocess.Popen, result: WorkerResult | None = None) -> None:
@@ -208,7 +282,7 @@ def _kill(proc: subprocess.Popen, result: WorkerResult | None = None) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         else:  # pragma: no cover - Windows
             proc.kill()
-    _reap(proc, result, block=True)
+    _reap(proc, result, block=True)  # reaping it also waits until the rest of its group is gone
 
 
 @atexit.register
@@ -293,19 +367,29 @@ def run_workers(
 
     results: list[WorkerResult] = []
     procs: list[subprocess.Popen] = []
+    supervised = os.name == "posix"
+    # The workers' lifeline: they hold the read end; this process holds the only write end, which the
+    # operating system closes when this process ends, however it ends (see _SUPERVISOR).
+    lifeline_read, lifeline_write = os.pipe() if supervised else (None, None)
     try:
         for index, port in enumerate(ports):
             out_path, err_path = log_dir / f"worker-{index}.out", log_dir / f"worker-{index}.err"
-            result = WorkerResult(index, -1, port, stdout_path=out_path, stderr_path=err_path)
+            report_path = log_dir / f"worker-{index}.peak.json"
+            report_path.unlink(missing_ok=True)  # an earlier run's
+            result = WorkerResult(index, -1, port, stdout_path=out_path, stderr_path=err_path, report_path=report_path)
+            command = [python or sys.executable, str(script), *map(str, args)]
+            if supervised:
+                command = [command[0], "-c", _SUPERVISOR, str(lifeline_read), str(report_path), *command[1:]]
             with open(result.stdout_path, "wb") as out, open(result.stderr_path, "wb") as err:
                 result._started = time.monotonic()
                 proc = subprocess.Popen(
-                    [python or sys.executable, str(script), *map(str, args)],
+                    command,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=err,
                     env={**base_env, "TF_CONFIG": json.dumps(tf_config(ports, index))},
                     start_new_session=True,  # its own process group: killing the group kills what it started too
+                    pass_fds=(lifeline_read,) if supervised else (),
                 )
             _RUNNING[proc.pid] = proc
             result.pid = proc.pid
@@ -335,6 +419,9 @@ def run_workers(
             time.sleep(poll_seconds)
     finally:
         _kill_group(procs, results)  # after success nothing is left; after any exception, none is left running
+        if supervised:
+            os.close(lifeline_read)
+            os.close(lifeline_write)
 
 
 def _kill_group(procs: list[subprocess.Popen], results: list[WorkerResult]) -> None:
