@@ -42,6 +42,8 @@ def test_check_initial_loss(capsys):
     assert "far too large" in capsys.readouterr().out
     assert d.check_initial_loss(float("nan")) is False
     assert "overflowed" in capsys.readouterr().out
+    verdicts = [d.initial_loss_ok(v) for v in (2.30, 2.79, 2.81, 1.79, 29.1, float("inf"))]
+    assert verdicts == [True, True, False, False, False, False]
 
 
 def test_activation_stats_known_values():

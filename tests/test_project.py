@@ -128,6 +128,9 @@ def test_notebook_follows_the_template(path):
     assert solution_cells and all(meta.get("jupyter", {}).get("source_hidden") for _, _, meta in solution_cells), (
         "solution cells are hidden"
     )
+    assert all(meta.get("jupyter", {}).get("outputs_hidden") for _, _, meta in solution_cells), (
+        "solution cells' outputs are hidden too: a printed answer would show under the collapsed cell"
+    )
     checks = [source for kind, source, _ in cells[:solutions] if kind == "code" and "vh.exercises.check(" in source]
     answered = [source for _, source, _ in solution_cells]
     for check in checks:

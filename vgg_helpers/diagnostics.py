@@ -37,6 +37,11 @@ def initial_loss(model: keras.Model, x, y) -> float:
     return float(np.mean(keras.ops.convert_to_numpy(loss)))
 
 
+def initial_loss_ok(loss: float, classes: int = 10, tolerance: float = 0.5) -> bool:
+    """The sanity rule without the printing: is ``loss`` within ``tolerance`` of ln(classes)?"""
+    return math.isfinite(loss) and abs(loss - expected_initial_loss(classes)) <= tolerance
+
+
 def check_initial_loss(loss: float, classes: int = 10, tolerance: float = 0.5, name: str = "model") -> bool:
     """The sanity rule: an untrained classifier should start near ln(classes). Prints the verdict."""
     expected = expected_initial_loss(classes)
@@ -46,7 +51,7 @@ def check_initial_loss(loss: float, classes: int = 10, tolerance: float = 0.5, n
             "and that the inputs are scaled to [0, 1]."
         )
         return False
-    if abs(loss - expected) <= tolerance:
+    if initial_loss_ok(loss, classes, tolerance):
         print(f"✓ {name}: initial loss {loss:.3f} ≈ ln {classes} = {expected:.3f}")
         return True
     print(
