@@ -12,6 +12,8 @@ LAB_ARGS ?=
 # JupyterLab refuses to run as root (containers, CI) unless told to.
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root)
 PYTEST_ARGS ?=
+# Test files (and notebooks) run in this many processes at once (pytest-xdist; 0: all in one process).
+TEST_WORKERS ?= 2
 
 IPYW7  := $(VENV)/ipywidgets-7.7.1
 
@@ -32,7 +34,7 @@ lab: install
 
 # Notebooks run in the fast budget unless VGG_FAST/VGG_BUDGET say otherwise.
 test: install lint test-widgets7
-	VGG_FAST=$${VGG_FAST-1} MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks \
+	VGG_FAST=$${VGG_FAST-1} MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks -n $(TEST_WORKERS) --dist loadfile \
 	    --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
 

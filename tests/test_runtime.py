@@ -1,5 +1,6 @@
 """Budgets, the version check and the setup call."""
 
+import json
 import os
 import subprocess
 import sys
@@ -78,25 +79,98 @@ def test_setup_prints_the_versions_and_oneDNN_and_seeds(capsys, monkeypatch):
     assert a == b
 
 
-def test_setup_keeps_tensorflow_logs_off_stderr():
+# --- what a fresh process gets from importing vgg_helpers ---------------------------------------------
+#
+# Each check below needs a process that imports TensorFlow afresh, which takes seconds. The probe runs once
+# per environment and reports every fact as JSON; the controls run in the environments they change.
+
+_PROBE = """
+import contextlib, ctypes, importlib.abc, io, json, os, sys
+
+facts = {}
+
+
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow":
+            facts["allocator setting when TensorFlow loads"] = os.environ.get("TF_ONEDNN_USE_SYSTEM_ALLOCATOR")
+            facts["oneDNN setting when TensorFlow loads"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+            sys.meta_path.remove(self)
+        return None
+
+
+sys.meta_path.insert(0, Watch())
+printed = io.StringIO()
+with contextlib.redirect_stdout(printed):
+    import vgg_helpers as vh
+
+    vh.setup()
+facts["setup output"] = printed.getvalue()
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.util import _pywrap_util_port
+
+# notebook 01 builds VGG-16 in float16: with oneDNN on, TensorFlow logs its first float16 op
+half = tf.ones((3, 3), tf.float16)
+(half @ half).numpy()
+(tf.ones((3, 3)) @ tf.ones((3, 3))).numpy()
+facts["oneDNN on"] = bool(_pywrap_util_port.IsMklEnabled())
+facts["logical CPUs"] = len(tf.config.list_logical_devices("CPU"))
+if sys.platform.startswith("linux"):
+    def rss_mb():
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS"))
+
+    before = rss_mb()
+    x = tf.random.normal([100_000_000])  # 400 MB
+    float(tf.reduce_sum(x))
+    del x
+    facts["MB kept after freeing a 400 MB tensor"] = rss_mb() - before
+
+    class Mallinfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in
+                    ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = Mallinfo2
+    size = 8 << 20
+    block = np.ones(size, np.uint8)
+    del block  # by glibc's default, freeing it raises the threshold to 8 MB
+    block = np.ones(size, np.uint8)
+    facts["a second 8 MB block"] = "mapped" if libc.mallinfo2().hblkhd >= size else "heap"
+print(json.dumps(facts))
+"""
+
+#: Variables vgg_helpers sets unless the user has, and that the probe must not inherit from this process.
+_OURS = ("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL", "MALLOC_MMAP_THRESHOLD_")
+
+
+@pytest.fixture(scope="module")
+def probe():
+    """``probe(**env)``: the facts a fresh process reports after importing vgg_helpers, with ``env`` added to a
+    clean environment (each environment probed once per module); also its stdout and stderr."""
+    seen = {}
+
+    def run(**changes):
+        key = tuple(sorted(changes.items()))
+        if key not in seen:
+            env = {k: v for k, v in os.environ.items() if k not in _OURS}
+            env.update({"VGG_FAST": "1", "VGG_LOGICAL_CPUS": "2", **changes})
+            result = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=env, timeout=180)
+            assert result.returncode == 0, result.stderr
+            seen[key] = (json.loads(result.stdout.splitlines()[-1]), result.stdout, result.stderr)
+        return seen[key]
+
+    return run
+
+
+def test_setup_keeps_tensorflow_logs_off_stderr(probe):
     """In a fresh process, importing TF through setup() writes nothing to stderr, nor do the first float32 and
-    float16 ops after it (notebook 01 builds VGG-16 in float16: with oneDNN on, TensorFlow logs its first one)."""
-    env = {**os.environ, "VGG_FAST": "1"}
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    probe = (
-        "import vgg_helpers as vh; vh.setup(); import tensorflow as tf; "
-        "h = tf.ones((3, 3), tf.float16); (h @ h).numpy(); (tf.ones((3, 3)) @ tf.ones((3, 3))).numpy()"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    assert result.stdout.count("\n") == 2 and "budget: fast" in result.stdout and "oneDNN on" in result.stdout
+    float16 ops after it, nor the rest of the probe."""
+    facts, _, stderr = probe()
+    assert stderr == ""
+    assert facts["setup output"].count("\n") == 2 and "budget: fast" in facts["setup output"]
+    assert "oneDNN on" in facts["setup output"]
 
 
 def test_plain_tensorflow_import_is_noisy():
@@ -113,63 +187,18 @@ def test_plain_tensorflow_import_is_noisy():
     assert "oneDNN" in result.stderr or "absl" in result.stderr
 
 
-_FREE_A_BIG_TENSOR = """
-import vgg_helpers.runtime as runtime
-
-tf = runtime.import_tensorflow()
-
-
-def rss_mb():
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS"))
-
-
-before = rss_mb()
-x = tf.random.normal([100_000_000])  # 400 MB
-float(tf.reduce_sum(x))
-del x
-print(rss_mb() - before)
-"""
-
-
-_ENV_WHEN_TENSORFLOW_LOADS = """
-import importlib.abc, os, sys
-
-
-class Watch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "tensorflow":
-            print("allocator setting when TensorFlow loads:", os.environ.get("TF_ONEDNN_USE_SYSTEM_ALLOCATOR"))
-            print("oneDNN setting when TensorFlow loads:", os.environ.get("TF_ENABLE_ONEDNN_OPTS"))
-            sys.meta_path.remove(self)
-        return None
-
-
-sys.meta_path.insert(0, Watch())
-import vgg_helpers
-"""
-
-
-def test_the_allocator_is_set_before_tensorflow_loads():
+def test_the_allocator_is_set_before_tensorflow_loads(probe):
     """oneDNN reads TF_ONEDNN_USE_SYSTEM_ALLOCATOR when TensorFlow loads: importing vgg_helpers sets it first
     (and leaves a user's own value alone)."""
-    env = {k: v for k, v in os.environ.items() if k != "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"}
-    for value, expected in ((None, "1"), ("0", "0")):
-        if value is not None:
-            env["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] = value
-        result = subprocess.run(
-            [sys.executable, "-c", _ENV_WHEN_TENSORFLOW_LOADS], capture_output=True, text=True, env=env, timeout=120
-        )
-        assert result.returncode == 0, result.stderr
-        assert f"allocator setting when TensorFlow loads: {expected}" in result.stdout
+    assert probe()[0]["allocator setting when TensorFlow loads"] == "1"
+    assert probe(TF_ONEDNN_USE_SYSTEM_ALLOCATOR="0")[0]["allocator setting when TensorFlow loads"] == "0"
 
 
-def test_onednn_is_on_after_importing_vgg_helpers():
-    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+def test_onednn_is_on_after_importing_vgg_helpers(probe):
     if sys.platform != "linux" or os.uname().machine != "x86_64":
         pytest.skip("oneDNN's CPU kernels are checked on x86-64 Linux")
-    assert _onednn_is_on(env)
-    assert not _onednn_is_on({**env, "TF_ENABLE_ONEDNN_OPTS": "0"})  # the control: the user's 0 wins
+    assert probe()[0]["oneDNN setting when TensorFlow loads"] == "1" and probe()[0]["oneDNN on"]
+    assert not probe(TF_ENABLE_ONEDNN_OPTS="0")[0]["oneDNN on"]  # the control: the user's 0 wins
 
 
 @pytest.mark.parametrize(
@@ -188,35 +217,23 @@ def test_the_onednn_line_says_what_tensorflow_would_choose_here(on, flags, expec
     assert runtime.describe_onednn(on, flags) == expected
 
 
-def _onednn_is_on(env) -> bool:
-    probe = "import vgg_helpers; from tensorflow.python.util import _pywrap_util_port as p; print(p.IsMklEnabled())"
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.split()[-1] == "True"
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
-@pytest.mark.parametrize(("setting", "returned"), [(None, True), ("0", False)])
-def test_freed_large_tensors_go_back_to_the_system(setting, returned):
+def test_freed_large_tensors_go_back_to_the_system(probe):
     """With vgg_helpers' settings a freed 400 MB tensor goes back to the system.
 
-    The control ("0": oneDNN's own allocator) shows what the setting is for: where oneDNN is on, its pool
-    keeps the 400 MB. Where oneDNN is off (a user's TF_ENABLE_ONEDNN_OPTS=0, or a CPU TensorFlow has no
-    oneDNN kernels for), that allocator is not used at all, so there is nothing to control and the control
-    is skipped."""
-    env = {k: v for k, v in os.environ.items() if k != "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"}
-    if setting is not None:
-        env["TF_ONEDNN_USE_SYSTEM_ALLOCATOR"] = setting
-        if not _onednn_is_on(env):
-            pytest.skip("oneDNN is off in this TensorFlow on this CPU, so its allocator (the control) is not in use")
-    result = subprocess.run([sys.executable, "-c", _FREE_A_BIG_TENSOR], capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
-    kept_mb = float(result.stdout.split()[-1])
-    assert (kept_mb < 100) if returned else (kept_mb > 300), kept_mb
+    The control (TF_ONEDNN_USE_SYSTEM_ALLOCATOR=0: oneDNN's own allocator) shows what the setting is for: where
+    oneDNN is on, its pool keeps the 400 MB. Where oneDNN is off (a user's TF_ENABLE_ONEDNN_OPTS=0, or a CPU
+    TensorFlow has no oneDNN kernels for), that allocator is not used at all, so there is nothing to control
+    and the control is skipped."""
+    assert probe()[0]["MB kept after freeing a 400 MB tensor"] < 100
+    control = probe(TF_ONEDNN_USE_SYSTEM_ALLOCATOR="0")[0]
+    if not control["oneDNN on"]:
+        pytest.skip("oneDNN is off in this TensorFlow on this CPU, so its allocator (the control) is not in use")
+    assert control["MB kept after freeing a 400 MB tensor"] > 300
 
 
-_REALLOCATE_A_LARGE_BLOCK = """
-import ctypes, sys
+_GLIBC_DEFAULT = """
+import ctypes
 import numpy as np
 
 
@@ -227,8 +244,6 @@ class Mallinfo2(ctypes.Structure):
 
 libc = ctypes.CDLL("libc.so.6")
 libc.mallinfo2.restype = Mallinfo2
-if sys.argv[1] == "package":
-    import vgg_helpers  # imports TensorFlow through runtime.import_tensorflow()
 size = 8 << 20
 block = np.ones(size, np.uint8)
 del block  # by default, freeing it raises glibc's threshold to 8 MB
@@ -238,16 +253,15 @@ print("mapped" if libc.mallinfo2().hblkhd >= size else "heap")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
-@pytest.mark.parametrize(("mode", "expected"), [("package", "mapped"), ("glibc default", "heap")])
-def test_large_blocks_stay_mapped_so_that_free_returns_them(mode, expected):
+def test_large_blocks_stay_mapped_so_that_free_returns_them(probe):
     """Once vgg_helpers is imported, an 8 MB block is mapped again after one was freed, so freeing
-    it returns it to the system; glibc's default (the control) puts the second one on its heap."""
+    it returns it to the system; glibc's default (the control, without vgg_helpers) puts the second one on
+    its heap."""
+    assert probe()[0]["a second 8 MB block"] == "mapped"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    result = subprocess.run(
-        [sys.executable, "-c", _REALLOCATE_A_LARGE_BLOCK, mode], capture_output=True, text=True, env=env, timeout=120
-    )
+    result = subprocess.run([sys.executable, "-c", _GLIBC_DEFAULT], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[-1] == expected
+    assert result.stdout.split()[-1] == "heap"
 
 
 def test_missing_tensorflow_says_what_to_install(monkeypatch):
@@ -273,14 +287,11 @@ def test_free_heap_is_returned_after_each_cell(monkeypatch):
         InteractiveShell.clear_instance()
 
 
-def test_the_cpu_splits_into_logical_devices_before_tensorflow_starts():
-    env = {**os.environ, "VGG_LOGICAL_CPUS": "2"}
-    probe = "import vgg_helpers, tensorflow as tf; print(len(tf.config.list_logical_devices('CPU')))"
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[-1] == "2"
-    env["VGG_LOGICAL_CPUS"] = "two"
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+def test_the_cpu_splits_into_logical_devices_before_tensorflow_starts(probe):
+    assert probe()[0]["logical CPUs"] == 2  # the probe sets VGG_LOGICAL_CPUS=2
+    env = {**os.environ, "VGG_LOGICAL_CPUS": "two"}
+    probe_code = "import vgg_helpers, tensorflow as tf; print(len(tf.config.list_logical_devices('CPU')))"
+    result = subprocess.run([sys.executable, "-c", probe_code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode != 0 and "VGG_LOGICAL_CPUS='two' must be a whole number" in result.stderr
 
 
