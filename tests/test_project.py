@@ -67,6 +67,21 @@ def test_committed_notebook_is_clean(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_figures_are_in_the_notebook(path):
+    """Every cell that draws a figure (plt.subplots, plt.show or a vh.plots function) has it as an image in the
+    committed outputs (a run under a non-interactive backend, MPLBACKEND=Agg, would leave them all out)."""
+    cells = json.loads(path.read_text())["cells"]
+    drawing = re.compile(r"plt\.subplots\(|plt\.show\(\)|vh\.plots\.(?!apply_style)\w+\(")
+    showing = [c for c in cells if c["cell_type"] == "code" and drawing.search("".join(c["source"]))]
+    missing = [
+        "".join(c["source"]).splitlines()[0]
+        for c in showing
+        if not any("image/png" in out.get("data", {}) for out in c.get("outputs", []))
+    ]
+    assert not missing, f"cells without their figure: {missing}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_badges_and_colab_install_use_the_project_url(path):
     url = PYPROJECT["project"]["urls"]["Repository"].rstrip("/")
     repo = url.removeprefix("https://github.com/")

@@ -142,6 +142,21 @@ def test_a_fast_machine_trains_longer_and_is_promised_more():
     assert middle.seconds == pytest.approx(4 * (55_000 + 5_000 / 3) / 800 + 10)
 
 
+def test_a_plan_that_augments_is_sized_at_the_speed_with_augmentation():
+    from vgg_helpers.runtime import BUDGETS
+    from vgg_helpers.training import size_training
+
+    cpu = BUDGETS["cpu"]
+    plain = size_training(cpu, images_per_second=1400, train_examples=55_000, val_examples=5_000)
+    assert plain.epochs == 7 and plain.augment and plain.images_per_second == 1400
+    slower = size_training(cpu, 1400, 55_000, val_examples=5_000, augmented_images_per_second=1300)
+    assert slower.epochs == 6 and slower.augment and slower.images_per_second == 1300 and slower.seconds <= 300
+    # Six augmented epochs would not fit: five epochs without augmentation, at the plain speed
+    too_slow = size_training(cpu, 1400, 55_000, val_examples=5_000, augmented_images_per_second=1000)
+    assert (too_slow.epochs, too_slow.augment, too_slow.target, too_slow.learning_rate) == (5, False, 0.990, 0.02)
+    assert too_slow.images_per_second == 1400 and too_slow.seconds <= 300
+
+
 def test_a_slow_machine_gets_the_fewest_epochs_that_keep_the_promise_and_is_told():
     from vgg_helpers.runtime import BUDGETS
     from vgg_helpers.training import size_training

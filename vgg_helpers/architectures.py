@@ -213,7 +213,8 @@ def blog_vgg(
     return Architecture("blog VGG", tuple(layers), tuple(input_shape), pool_padding, "; ".join(parts))
 
 
-#: Filters of the three conv levels of TensorFlow-Examples' "AlexNet" (alexnet.py), which the blog post borrowed from.
+#: Filters of the three conv levels of TensorFlow-Examples' "AlexNet" (alexnet.py), this collection's stand-in for the
+#: AlexNet implementation the blog post says it drew on.
 ALEXNET_WIDTHS = (64, 128, 256)
 
 
@@ -226,9 +227,10 @@ def blog_alexnet(
     classes: int = 10,
     input_shape=(28, 28, 1),
 ) -> Architecture:
-    """The "AlexNet" for 28×28 MNIST of TensorFlow-Examples' ``alexnet.py``, which the blog post says it
-    borrowed from: three levels of conv 3×3 + ReLU, 2×2 max-pool ('same'), LRN and dropout (keep 0.8,
-    a rate of 0.2, as ``alexnet.py`` has it), then dense 1024 → 1024 → classes without dropout.
+    """The "AlexNet" for 28×28 MNIST of TensorFlow-Examples' ``alexnet.py``, whose helpers' arguments the blog
+    post's match (the post says it drew on an AlexNet implementation): three levels of conv 3×3 + ReLU, 2×2
+    max-pool ('same'), LRN and dropout (keep 0.8, a rate of 0.2, as ``alexnet.py`` has it), then dense
+    1024 → 1024 → classes without dropout.
     5,624,842 parameters at full width. ``batchnorm=True`` puts BatchNorm between each conv/dense and its
     ReLU, as :func:`blog_vgg` does.
     """

@@ -274,8 +274,11 @@ def run_notebook(path, budget: str = "cpu", timeout: int = 1800, save: bool = Fa
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    previous = os.environ.get("VGG_BUDGET")
-    os.environ["VGG_BUDGET"] = budget  # the kernel inherits this process's environment
+    # The kernel inherits this process's environment: the budget, and not a non-interactive Matplotlib
+    # backend (MPLBACKEND=Agg, as the tests set it), which would keep every figure out of the saved notebook.
+    saved = {name: os.environ.get(name) for name in ("VGG_BUDGET", "MPLBACKEND")}
+    os.environ["VGG_BUDGET"] = budget
+    os.environ.pop("MPLBACKEND", None)
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}, record_timing=True
     )
@@ -291,10 +294,11 @@ def run_notebook(path, budget: str = "cpu", timeout: int = 1800, save: bool = Fa
                 error = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()[-1][:200]  # no terminal colours
             peak = _kernel_peak_mb(pid)
     finally:
-        if previous is None:
-            os.environ.pop("VGG_BUDGET", None)
-        else:
-            os.environ["VGG_BUDGET"] = previous
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     wall = time.perf_counter() - start
     if save and not error:
         nbformat.write(nb, path)

@@ -109,11 +109,11 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 INITIALIZERS = {
     # The blog post's weights: tf.random_normal, standard deviation 1 (its biases: tf.zeros; docs/blog-post.md).
     "blog": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=1.0),
-    # TensorFlow-Examples' alexnet.py, which the post borrowed from: tf.random_normal for weights and biases alike.
+    # TensorFlow-Examples' alexnet.py (docs/blog-post.md): tf.random_normal for weights and biases alike.
     "tf_examples": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=1.0),
     # The VGG paper (Section 3.1): "a normal distribution with the zero mean and 10^-2 variance", so σ = 0.1.
     "vgg_paper": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=0.1),
-    # AlexNet's σ = 0.01 (Krizhevsky et al., 2012), which many VGG reimplementations use instead.
+    # AlexNet's σ = 0.01 (Krizhevsky et al., 2012).
     "alexnet": lambda: keras.initializers.RandomNormal(mean=0.0, stddev=0.01),
 }
 
