@@ -318,3 +318,48 @@ def test_pipelines_run_without_the_autotune_thread():
         data.training_dataset(x, y, batch_size=4, augment=True),
     ):
         assert ds.options().autotune.enabled is False
+
+
+# --- Fashion-MNIST (notebook 08): the same guarantees ----------------------------------------------
+
+FASHION = os.environ.get("VGG_FASHION_DIR")
+
+
+def test_fashion_files_missing_or_damaged_are_named_with_both_ways(tmp_path):
+    _, checksums = write_tiny_mnist(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(FileNotFoundError) as info:
+        data.load_fashion_mnist_idx(tmp_path, checksums=checksums)
+    message = str(info.value)
+    assert "Fashion-MNIST file t10k-labels-idx1-ubyte.gz" in message and "VGG_FASHION_DIR" in message
+    assert "Keras downloads Fashion-MNIST once" in message and "export VGG_FASHION_DIR" in message
+    write_tiny_mnist(tmp_path)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-20])  # a cut-off download
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz is a damaged or truncated gzip"):
+        data.load_fashion_mnist_idx(tmp_path, checksums=checksums)
+
+
+def test_fashion_folder_from_env_that_is_not_a_folder(monkeypatch):
+    monkeypatch.setenv("VGG_FASHION_DIR", "/nonexistent")
+    with pytest.raises(FileNotFoundError, match="VGG_FASHION_DIR points at /nonexistent, which is not a folder"):
+        data.load_fashion_mnist()
+
+
+def test_mnist_in_the_fashion_folder_is_refused(tiny_mnist):
+    """Foreign files (here tiny stand-ins; MNIST's real files alike) fail Fashion-MNIST's checksums."""
+    folder, _, _ = tiny_mnist
+    with pytest.raises(ValueError, match="failed its checksum.*is not Fashion-MNIST.*FASHION_SHA256"):
+        data.load_fashion_mnist(folder)
+
+
+@pytest.mark.skipif(not FASHION, reason="needs the real Fashion-MNIST: VGG_FASHION_DIR is not set")
+def test_real_fashion_mnist_loads_with_its_classes():
+    (x_train, y_train), (x_test, y_test) = data.load_fashion_mnist()
+    assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28) and x_train.dtype == np.uint8
+    assert np.bincount(y_train).tolist() == [6000] * 10 and np.bincount(y_test).tolist() == [1000] * 10
+    assert y_train[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]  # the dataset's README gives these
+    assert len(data.FASHION_CLASSES) == 10 and data.FASHION_CLASSES[9] == "Ankle boot"
+    if os.environ.get("VGG_DATA_DIR"):
+        with pytest.raises(ValueError, match="is not Fashion-MNIST"):
+            data.load_fashion_mnist(os.environ["VGG_DATA_DIR"])  # MNIST's real files in its place

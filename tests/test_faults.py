@@ -418,3 +418,44 @@ def test_the_checksum_message_points_at_something_that_exists(tiny_mnist):
     with pytest.raises(ValueError, match="failed its checksum") as err:
         data.load_mnist(folder)
     assert "vgg_helpers.data.MNIST_SHA256" in str(err.value) and len(data.MNIST_SHA256) == 4
+
+
+# --- the Fashion-MNIST cache, offline (notebook 08) --------------------------------------------------
+
+OFFLINE_FASHION = OFFLINE_LOAD.replace("data.load_mnist()", "data.load_fashion_mnist()")
+
+
+def load_fashion_offline(keras_home: Path) -> tuple[str, float]:
+    env = {k: v for k, v in os.environ.items() if k not in ("VGG_DATA_DIR", "VGG_FASHION_DIR")}
+    env.update(KERAS_HOME=str(keras_home), TF_CPP_MIN_LOG_LEVEL="3")
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", OFFLINE_FASHION], capture_output=True, text=True, env=env, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout, time.monotonic() - start
+
+
+def test_a_damaged_fashion_cache_is_moved_aside_and_the_error_says_both_ways(tmp_path):
+    cache = tmp_path / "datasets" / "fashion-mnist"
+    cache.mkdir(parents=True)
+    (cache / "train-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b half a download")
+    out, _ = load_fashion_offline(tmp_path)
+    moved = list(cache.glob("train-labels-idx1-ubyte.gz.damaged-*"))
+    assert len(moved) == 1 and moved[0].read_bytes() == b"\x1f\x8b half a download"
+    assert f"moved to {moved[0]}" in out and "FileNotFoundError" in out and "kept, not deleted" in out
+    assert "Two ways to get Fashion-MNIST" in out
+
+
+def test_no_fashion_cache_and_no_network_fails_at_once_with_both_ways(tmp_path):
+    out, seconds = load_fashion_offline(tmp_path)
+    assert "FileNotFoundError: Fashion-MNIST is not cached" in out and "Two ways to get Fashion-MNIST" in out
+    assert seconds < 120  # at once: a refused connection, not the 20 s download timeout per file
+
+
+@pytest.mark.skipif(not os.environ.get("VGG_FASHION_DIR"), reason="needs the real Fashion-MNIST: VGG_FASHION_DIR is not set")
+def test_a_valid_fashion_cache_loads_offline(tmp_path):
+    cache = tmp_path / "datasets" / "fashion-mnist"
+    cache.mkdir(parents=True)
+    for path in Path(os.environ["VGG_FASHION_DIR"]).glob("*.gz"):
+        (cache / path.name).write_bytes(path.read_bytes())
+    out, _ = load_fashion_offline(tmp_path)
+    assert "loaded (60000, 28, 28)" in out and not list(cache.glob("*.damaged-*"))

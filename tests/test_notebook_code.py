@@ -132,3 +132,25 @@ def test_fit_mnist_uses_notebook_04s_callbacks(tmp_path):
     assert checkpoint.save_best_only == settings["keras.callbacks.ModelCheckpoint"]["save_best_only"]
     assert recorder.monitor == settings["run.recorder"]["monitor"]
     assert isinstance(warning, vh.diagnostics.EarlyWarning)
+
+
+def test_the_gpu_depth_script_builds_notebook_08s_networks():
+    """benchmarks/depth_keras_jax.py (docs/benchmarks.md, "Depth on Fashion-MNIST") trains notebook 08's networks."""
+    import importlib.util
+
+    cell = notebook_cell("08_where_depth_pays.ipynb", "depth-builder", "def vgg_from_row")
+    code = notebook_functions("08_where_depth_pays.ipynb", "depth-builder", BLOCK_FILTERS=(64, 128, 256, 512, 512),
+                              POOLED_BLOCKS=3)  # fmt: skip
+    table = next(
+        ast.literal_eval(node.value)
+        for node in ast.parse(cell).body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "CONFIGS"
+    )
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "depth_keras_jax.py"
+    spec = importlib.util.spec_from_file_location("depth_keras_jax", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)  # its main() runs only as a script
+    assert script.CONFIGS == table and script.BLOCK_FILTERS == (64, 128, 256, 512, 512) and script.POOLED_BLOCKS == 3
+    for row in table.values():
+        assert describe(script.vgg_from_row(row, 1 / 8)) == describe(code["vgg_from_row"](row, 1 / 8))
+    assert describe(script.vgg_from_row(table["E"], 1 / 8)) != describe(code["vgg_from_row"](table["D"], 1 / 8))

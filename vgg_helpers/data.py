@@ -1,4 +1,4 @@
-"""MNIST: loading (local IDX files or Keras' download), splits and ``tf.data`` pipelines.
+"""MNIST and Fashion-MNIST: loading (local IDX files or Keras' download), splits and ``tf.data`` pipelines.
 
 ``load_mnist()`` returns ``(x_train, y_train), (x_test, y_test)`` as uint8 arrays of shapes
 (60000, 28, 28), (60000,), (10000, 28, 28), (10000,):
@@ -7,10 +7,11 @@
   from that folder, ``.gz`` or uncompressed, and checks each against the SHA-256 of the
   original MNIST bytes;
 - otherwise it calls ``keras.datasets.mnist.load_data()``, which downloads once to
-  ``~/.keras/datasets`` and checks its own checksum.
+  ``~/.keras/datasets``; the cached copy is checked by its content before it is used.
 
-Bad input raises ``FileNotFoundError`` or ``ValueError`` saying what to do; nothing is ever
-returned from a file that failed a check.
+``load_fashion_mnist()`` does the same for Fashion-MNIST (notebook 08), with ``VGG_FASHION_DIR`` and
+``keras.datasets.fashion_mnist``. Bad input raises ``FileNotFoundError`` or ``ValueError`` saying what to
+do; nothing is ever returned from a file that failed a check.
 """
 
 from __future__ import annotations
@@ -46,6 +47,21 @@ MNIST_URL = "http://yann.lecun.com/exdb/mnist/"
 #: Seconds the Keras download may wait for a network answer before giving up.
 DOWNLOAD_TIMEOUT_S = 20
 
+ENV_FASHION_DIR = "VGG_FASHION_DIR"
+#: Fashion-MNIST (Xiao, Rasul and Vollgraf, 2017): the same four file names as MNIST's, and the SHA-256 of
+#: their decompressed bytes (the files ``keras.datasets.fashion_mnist`` downloads).
+FASHION_SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+#: Fashion-MNIST's classes, by label.
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+FASHION_URL = "https://github.com/zalandoresearch/fashion-mnist"
+
 _HOW_TO_GET_DATA = (
     "Two ways to get MNIST:\n"
     "  1. With internet access, unset VGG_DATA_DIR: Keras downloads MNIST once "
@@ -56,6 +72,17 @@ _HOW_TO_GET_DATA = (
     "set VGG_DATA_DIR to it, e.g. `export VGG_DATA_DIR=$HOME/data/mnist` before starting "
     "Jupyter, or os.environ['VGG_DATA_DIR'] = '...' before calling load_mnist()."
 )
+
+_HOW_TO_GET_FASHION = (
+    "Two ways to get Fashion-MNIST:\n"
+    "  1. With internet access, unset VGG_FASHION_DIR: Keras downloads Fashion-MNIST once (30 MB) to "
+    "~/.keras/datasets/fashion-mnist/ and reuses it offline afterwards.\n"
+    "  2. Offline, put its four IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+    "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz; from " + FASHION_URL + ", or Debian's package "
+    "dataset-fashion-mnist) in a folder and set VGG_FASHION_DIR to it, e.g. "
+    "`export VGG_FASHION_DIR=$HOME/data/fashion-mnist` before starting Jupyter."
+)
+
 
 # IDX: a 4-byte magic number (0, 0, dtype code, number of dimensions), then one big-endian
 # uint32 per dimension, then the data. MNIST uses dtype 0x08 (unsigned byte).
@@ -87,8 +114,8 @@ def parse_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(shape)
 
 
-def read_idx(path: str | os.PathLike, sha256: str | None = None) -> np.ndarray:
-    """Read an IDX file (``.gz`` or raw); if ``sha256`` is given, the decompressed bytes must match."""
+def read_idx(path: str | os.PathLike, sha256: str | None = None, dataset: str = "MNIST") -> np.ndarray:
+    """Read an IDX file (``.gz`` or raw); if ``sha256`` is given, the decompressed bytes must match ``dataset``'s."""
     path = Path(path)
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":  # gzip magic, whatever the file is called
@@ -100,21 +127,22 @@ def read_idx(path: str | os.PathLike, sha256: str | None = None) -> np.ndarray:
     if sha256 is not None:
         digest = hashlib.sha256(raw).hexdigest()
         if digest != sha256:
+            table = "FASHION_SHA256" if dataset == "Fashion-MNIST" else "MNIST_SHA256"
             raise ValueError(
                 f"{path.name} failed its checksum: SHA-256 of its content is {digest[:16]}…, "
-                f"MNIST's is {sha256[:16]}…. The file is corrupted or is not MNIST; "
-                "download it again (vgg_helpers.data.MNIST_SHA256 lists the checksums of the four files)."
+                f"{dataset}'s is {sha256[:16]}…. The file is corrupted or is not {dataset}; "
+                f"download it again (vgg_helpers.data.{table} lists the checksums of the four files)."
             )
     return array
 
 
-def _find_idx(folder: Path, stem: str) -> Path:
+def _find_idx(folder: Path, stem: str, dataset: str = "MNIST", env: str = ENV_DATA_DIR, how: str = _HOW_TO_GET_DATA) -> Path:
     for candidate in (folder / f"{stem}.gz", folder / stem):
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(
-        f"MNIST file {stem}.gz (or uncompressed {stem}) is missing from the folder that "
-        f"VGG_DATA_DIR names ({folder}). That folder needs all four IDX files.\n" + _HOW_TO_GET_DATA
+        f"{dataset} file {stem}.gz (or uncompressed {stem}) is missing from the folder that "
+        f"{env} names ({folder}). That folder needs all four IDX files.\n" + how
     )
 
 
@@ -122,18 +150,29 @@ def load_mnist_idx(
     data_dir: str | os.PathLike, checksums: dict[str, str] | None = MNIST_SHA256
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Load MNIST from a folder of the four IDX files, verifying ``checksums`` (``None`` skips)."""
+    return _load_idx_folder(data_dir, checksums, "MNIST", ENV_DATA_DIR, _HOW_TO_GET_DATA)
+
+
+def load_fashion_mnist_idx(
+    data_dir: str | os.PathLike, checksums: dict[str, str] | None = FASHION_SHA256
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Load Fashion-MNIST from a folder of its four IDX files, verifying ``checksums`` (``None`` skips)."""
+    return _load_idx_folder(data_dir, checksums, "Fashion-MNIST", ENV_FASHION_DIR, _HOW_TO_GET_FASHION)
+
+
+def _load_idx_folder(data_dir, checksums, dataset: str, env: str, how: str):
     folder = Path(data_dir).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(
-            f"VGG_DATA_DIR points at {folder}, which is not a folder"
+            f"{env} points at {folder}, which is not a folder"
             + (f" (relative to the working directory {Path.cwd()})" if not folder.is_absolute() else "")
-            + ". Set it to the folder holding the four MNIST IDX files, or unset it to let "
-            "Keras download MNIST.\n" + _HOW_TO_GET_DATA
+            + f". Set it to the folder holding the four {dataset} IDX files, or unset it to let "
+            f"Keras download {dataset}.\n" + how
         )
     arrays = {}
     for key, stem in MNIST_FILES.items():
         expected = None if checksums is None else checksums[stem]
-        arrays[key] = read_idx(_find_idx(folder, stem), sha256=expected)
+        arrays[key] = read_idx(_find_idx(folder, stem, dataset, env, how), sha256=expected, dataset=dataset)
     for split in ("train", "test"):
         images, labels = arrays[(split, "images")], arrays[(split, "labels")]
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
@@ -233,6 +272,66 @@ def data_source(data_dir: str | os.PathLike | None = None) -> str:
     return "keras.datasets.mnist (downloaded once, cached in ~/.keras/datasets)"
 
 
+def fashion_cache_folder() -> Path:
+    """Where ``keras.datasets.fashion_mnist.load_data()`` keeps its four files (next to Keras' ``mnist.npz``)."""
+    return keras_cache_file().parent / "fashion-mnist"
+
+
+def _load_fashion_keras():
+    """Fashion-MNIST from Keras' cache, each cached file checked by its content first; else Keras' download.
+
+    Keras reuses a cached file without checking it: here a damaged one is moved aside (never deleted) and
+    the message says where it is, and what Keras downloads is checked before it is returned.
+    """
+    import keras
+
+    folder, moved = fashion_cache_folder(), []
+    for stem, sha256 in FASHION_SHA256.items():
+        cached = folder / f"{stem}.gz"
+        if not cached.exists():
+            continue
+        try:
+            read_idx(cached, sha256=sha256, dataset="Fashion-MNIST")
+        except ValueError as err:
+            aside = cached.with_name(f"{cached.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(cached, aside)
+            moved.append(aside)
+            print(f"The cached Fashion-MNIST file {cached.name} failed its check ({err}); it was moved to {aside}.")
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
+    except Exception as err:  # Keras wraps network errors in plain Exceptions
+        where = (
+            f"Damaged cached files were moved aside (kept, not deleted): {', '.join(map(str, moved))}. "
+            if moved
+            else f"Fashion-MNIST is not cached in {folder}. "
+        )
+        raise FileNotFoundError(
+            f"{where}Keras could not download Fashion-MNIST ({type(err).__name__}: {err}).\n" + _HOW_TO_GET_FASHION
+        ) from err
+    finally:
+        socket.setdefaulttimeout(previous)
+    for array, stem in zip((x_train, y_train, x_test, y_test), MNIST_FILES.values(), strict=True):
+        if array.dtype != np.uint8 or _idx_sha256(array) != FASHION_SHA256[stem]:
+            raise ValueError(
+                f"Keras' Fashion-MNIST file {stem}.gz in {folder} is not Fashion-MNIST's (checksum mismatch): "
+                "delete that folder to download it again, or set VGG_FASHION_DIR.\n" + _HOW_TO_GET_FASHION
+            )
+    return (x_train, y_train), (x_test, y_test)
+
+
+def load_fashion_mnist(data_dir: str | os.PathLike | None = None):
+    """Fashion-MNIST as uint8 arrays: ``(x_train, y_train), (x_test, y_test)``, as :func:`load_mnist` gives MNIST.
+
+    Reads ``data_dir`` or ``$VGG_FASHION_DIR`` when either is set, else uses Keras' cached download.
+    """
+    data_dir = data_dir if data_dir is not None else os.environ.get(ENV_FASHION_DIR) or None
+    if data_dir is not None:
+        return load_fashion_mnist_idx(data_dir)
+    return _load_fashion_keras()
+
+
 def train_val_split(x, y, val_size: int, seed: int = 0):
     """Split a validation set off the *training* data: ``(x_train, y_train), (x_val, y_val)``.
 
@@ -260,7 +359,16 @@ def mnist_splits(budget, data_dir=None, seed: int = 0):
 
     Returns a dict with keys ``train``, ``val``, ``test``, each an ``(x, y)`` pair of uint8 arrays.
     """
-    (x_train, y_train), (x_test, y_test) = load_mnist(data_dir)
+    return _splits(load_mnist(data_dir), budget, seed)
+
+
+def fashion_splits(budget, data_dir=None, seed: int = 0):
+    """:func:`mnist_splits` for Fashion-MNIST."""
+    return _splits(load_fashion_mnist(data_dir), budget, seed)
+
+
+def _splits(data, budget, seed: int):
+    (x_train, y_train), (x_test, y_test) = data
     train, val = train_val_split(x_train, y_train, budget.val_examples, seed=seed)
     return {
         "train": take_subset(*train, budget.train_examples, seed=seed),

@@ -537,3 +537,86 @@ def _overlap_speedup(answer):
             "t_comm = 2 · (devices − 1) / devices · gradient_bytes / bytes_per_second, and the speed-up is "
             "devices · t_compute / max(t_compute, t_comm)."
         )
+
+
+# --- 08_where_depth_pays ------------------------------------------------------------------------
+
+
+def _row_rule(config) -> tuple[int, ...]:
+    """The checker's own rule: 3×3 convs counted between pools (a 1×1 conv has no row)."""
+    row, convs = [], 0
+    for layer in config.layers:
+        if layer.kind == "conv":
+            if layer.kernel != 3:
+                raise ValueError(f"{config.name} has a {layer.kernel}×{layer.kernel} conv")
+            convs += 1
+        elif layer.kind == "pool":
+            row.append(convs)
+            convs = 0
+    return tuple(row)
+
+
+@checker("08-row-rule")
+def _convs_per_block(answer, table):
+    from vgg_helpers.architectures import Architecture, _paper_layers, vgg_config
+
+    assert callable(answer), "answer with a function: def convs_per_block(config): ... returning a tuple of ints."
+    made_up = Architecture("made-up", _paper_layers(([64] * 3, [128], [256] * 5, [512], [512, 512]), False), (224, 224, 3))
+    for config in [vgg_config(name) for name in ("A", "A-LRN", "B", "D", "E")] + [made_up]:
+        expected = _row_rule(config)
+        got = answer(config)
+        assert isinstance(got, tuple), (
+            f"for {config.name} your function returned a {type(got).__name__}. Hint: the table's rows are tuples: "
+            "return tuple(row)."
+        )
+        assert all(isinstance(n, (int, np.integer)) for n in got), "Hint: the row holds numbers of convs, ints."
+        if got != expected:
+            hint = "Hint: count the layers whose kind is 'conv', and start a new block after each 'pool'."
+            if len(got) != 5:
+                hint = f"your row has {len(got)} blocks, the configuration 5 (one per pool). " + hint
+            elif sum(got) > sum(expected):
+                hint = "you count more layers than its 3×3 convs (LRN, dense or dropout?). " + hint
+            raise AssertionError(f"{config.name}: {got}, but it has {expected} convs per block. {hint}")
+    try:
+        got = answer(vgg_config("C"))
+    except ValueError:
+        pass
+    else:
+        raise AssertionError(
+            f"C has three 1×1 convs, but your function returned {got} for it. Hint: a conv whose kernel is not 3 "
+            "has no place in a row of 3×3 convs: raise ValueError."
+        )
+    assert answer(vgg_config("E")) == tuple(table["E"]), "E's row should be the table's E."
+
+
+@checker("08-most-confused")
+def _most_confused(answer, labels, predictions):
+    from vgg_helpers.data import FASHION_CLASSES
+    from vgg_helpers.plots import confusion_matrix
+
+    confusion = confusion_matrix(labels, predictions)
+    both_ways = confusion + confusion.T
+    np.fill_diagonal(both_ways, 0)
+    i, j = np.unravel_index(both_ways.argmax(), both_ways.shape)
+    expected = {FASHION_CLASSES[i], FASHION_CLASSES[j]}
+    if isinstance(answer, str) or not hasattr(answer, "__len__"):
+        raise AssertionError(
+            f"answer with two class names, e.g. {{'{FASHION_CLASSES[0]}', '{FASHION_CLASSES[6]}'}}, not {answer!r}."
+        )
+    names = set(answer)
+    assert not all(isinstance(n, (int, np.integer)) for n in names), (
+        "those are labels. Hint: vh.data.FASHION_CLASSES[label] gives a class's name."
+    )
+    assert len(names) == 2 and names <= set(FASHION_CLASSES), (
+        f"answer with two different names from vh.data.FASHION_CLASSES, got {answer!r}."
+    )
+    off = confusion.copy()
+    np.fill_diagonal(off, 0)
+    a, b = np.unravel_index(off.argmax(), off.shape)
+    if names != expected and names == {FASHION_CLASSES[a], FASHION_CLASSES[b]}:
+        raise AssertionError(
+            "close: that is the largest mix-up in one direction. Hint: add each pair's mix-ups in both directions, "
+            "confusion + confusion.T, before looking for the largest."
+        )
+    assert names == expected, "not that pair. Hint: the largest entry of confusion + confusion.T off its diagonal."
+    print(f"{' and '.join(sorted(expected))}: {both_ways[i, j]} test images mixed up, in both directions")

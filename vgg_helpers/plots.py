@@ -27,8 +27,9 @@ def apply_style() -> None:
     mpl.rcParams.update(PROJECTOR_STYLE)
 
 
-def show_digits(images, labels, n: int = 24, cols: int = 12, title: str | None = None, predictions=None):
-    """A grid of the first ``n`` digits, each titled with its label (and prediction if given)."""
+def show_digits(images, labels, n: int = 24, cols: int = 12, title: str | None = None, predictions=None, names=None):
+    """A grid of the first ``n`` images, each titled with its label (and prediction if given), or with the label's
+    name from ``names`` (e.g. ``vgg_helpers.data.FASHION_CLASSES``)."""
     import matplotlib.pyplot as plt
 
     n = min(n, len(images))
@@ -39,12 +40,12 @@ def show_digits(images, labels, n: int = 24, cols: int = 12, title: str | None =
         if i >= n:
             continue
         ax.imshow(np.asarray(images[i]).squeeze(), cmap="gray_r", vmin=0)
-        text = str(int(labels[i]))
+        text = str(int(labels[i])) if names is None else names[int(labels[i])]
         color = "black"
         if predictions is not None:
-            text += f"→{int(predictions[i])}"
+            text += f"→{int(predictions[i])}" if names is None else f"→{names[int(predictions[i])]}"
             color = "black" if int(predictions[i]) == int(labels[i]) else "crimson"
-        ax.set_title(text, fontsize=13, color=color, pad=2)
+        ax.set_title(text, fontsize=13 if names is None else 9, color=color, pad=2)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -49,7 +49,8 @@ class Budget:
     steps: int  #: optimiser steps for short diagnostic runs (notebook 03)
     timing_steps: int  #: steps timed when measuring the full-width model
     bn_momentum: float  #: BatchNorm momentum (0.99 lags in short runs; see notebook 03)
-    seeds: int  #: repeats of each run in a controlled comparison (notebook 06), to show the spread
+    seeds: int  #: repeats of each run in a controlled comparison (notebooks 06, 08), to show the spread
+    depth_images: int  #: training images each network of notebook 08's depth sweep sees
 
     def __str__(self) -> str:
         return f"{self.name} ({self.description})"
@@ -69,6 +70,7 @@ BUDGETS = {
         timing_steps=2,
         bn_momentum=0.9,
         seeds=1,
+        depth_images=2_000,
     ),
     "cpu": Budget(
         name="cpu",
@@ -83,6 +85,7 @@ BUDGETS = {
         timing_steps=3,
         bn_momentum=0.9,
         seeds=3,
+        depth_images=16_000,  # about 3 minutes of notebook 08's sweep on a 2-core CPU (docs/benchmarks.md)
     ),
     "gpu": Budget(
         name="gpu",
@@ -97,6 +100,7 @@ BUDGETS = {
         timing_steps=20,
         bn_momentum=0.99,
         seeds=3,
+        depth_images=15 * 55_000,  # 15 passes over the training set, as notebook 04's gpu plan
     ),
 }
 
