@@ -1,6 +1,8 @@
 # Two commands do everything (see README.md):
 #   make lab    set up, then open the notebooks in JupyterLab
 #   make test   set up, then run every test (unit tests + every notebook under nbval, fast budget)
+#   make student  the student edition (no solutions) in build/student/
+#   make site     the web site in build/site/ (from the committed notebooks, nothing executed)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -17,7 +19,7 @@ TEST_WORKERS ?= 2
 
 IPYW7  := $(VENV)/ipywidgets-7.7.1
 
-.PHONY: lab test lint test-widgets7 install clean
+.PHONY: lab test lint test-widgets7 install clean student site editions
 
 install: $(STAMP)
 
@@ -25,22 +27,34 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if (3, 10) <= v[:2] <= (3, 13) else "Python 3.10-3.13 is needed, found %d.%d: set PYTHON=python3.12 (or another) and rerun" % v[:2])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[$(TF),lab,test]"
+	$(BIN)/python -m pip install --quiet -e ".[$(TF),lab,test,site]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
 lab: install
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(ROOT_ARGS) $(LAB_ARGS)
 
-# Notebooks run in the fast budget unless VGG_FAST/VGG_BUDGET say otherwise.
-test: install lint test-widgets7
-	VGG_FAST=$${VGG_FAST-1} MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks -n $(TEST_WORKERS) --dist loadfile \
+# The classroom editions, made from the committed notebooks (tools/editions.py).
+student: install
+	$(BIN)/python -m tools.editions student build/student
+
+editions: student
+	$(BIN)/python -m tools.editions pasted build/pasted
+
+site: install
+	$(BIN)/python -m tools.site build/site
+
+# Notebooks run in the fast budget unless VGG_FAST/VGG_BUDGET say otherwise, as the two editions made from them:
+# the student edition (every check must say "not answered yet") and each solution pasted into its answer cell.
+test: install lint test-widgets7 editions
+	VGG_FAST=$${VGG_FAST-1} MPLBACKEND=Agg $(BIN)/python -m pytest tests build/student build/pasted \
+	    -n $(TEST_WORKERS) --dist loadfile \
 	    --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check vgg_helpers tests notebooks
-	$(BIN)/ruff format --check vgg_helpers tests
+	$(BIN)/ruff check vgg_helpers tests notebooks tools benchmarks
+	$(BIN)/ruff format --check vgg_helpers tests tools benchmarks
 
 # The widget tests again on ipywidgets 7.7.1 (Colab's), from a folder that shadows ipywidgets 8.
 $(IPYW7)/.done: | install
@@ -52,4 +66,4 @@ test-widgets7: $(IPYW7)/.done
 	    -W "ignore::DeprecationWarning" tests/test_widgets.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache build

@@ -73,3 +73,17 @@ def test_feature_map_explorer_updates_on_change(extractor):
     ui.controls["level"].value = 12
     ui.controls["digit"].value = 3
     assert caption.value.startswith("digit 3 (label 3), level 12: 4×4×32")
+
+
+def _descriptions(widget):
+    """Every (description, description width) in a widget tree."""
+    found = [(widget.description, widget.style.description_width)] if getattr(widget, "description", "") else []
+    for child in getattr(widget, "children", ()):
+        found += _descriptions(child)
+    return found
+
+
+def test_explorer_labels_are_not_cut():
+    """A label wider than ipywidgets' default width ('pool padding') gets the width of its text, on 7 and 8."""
+    labels = dict(_descriptions(widgets.architecture_explorer()))
+    assert labels["pool padding"] == "initial" and labels["width ×"] == "initial"

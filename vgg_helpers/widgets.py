@@ -35,6 +35,10 @@ class Exploration:
         )
 
 
+#: A label as wide as its text (ipywidgets cuts labels at a fixed width by default: "pool padd…").
+_FULL_LABEL = {"description_width": "initial"}
+
+
 def explore(pools=BLOG_POOLS, width: float = 1.0, padding: str = "same") -> Exploration:
     """The blog network with pools after the levels in ``pools``, at ``width``, with ``padding`` pools."""
     try:
@@ -62,8 +66,8 @@ def architecture_explorer(pools=BLOG_POOLS, width: float = 1.0, padding: str = "
         widgets.Checkbox(value=level in pools, description=str(level), indent=False, layout=widgets.Layout(width="46px"))
         for level in range(1, len(BLOG_WIDTHS) + 1)
     ]
-    width_slider = widgets.SelectionSlider(options=WIDTH_CHOICES, value=width, description="width ×")
-    padding_menu = widgets.Dropdown(options=["same", "valid"], value=padding, description="pool padding")
+    width_slider = widgets.SelectionSlider(options=WIDTH_CHOICES, value=width, description="width ×", style=_FULL_LABEL)
+    padding_menu = widgets.Dropdown(options=["same", "valid"], value=padding, description="pool padding", style=_FULL_LABEL)
     text = widgets.HTML()
     chart = widgets.Output()
 
@@ -107,7 +111,7 @@ def feature_map_explorer(extractor, images, labels, max_maps: int = 16):
 
     from vgg_helpers.plots import plot_feature_maps
 
-    digit = widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="test digit")
+    digit = widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="test digit", style=_FULL_LABEL)
     level = widgets.IntSlider(value=1, min=1, max=len(extractor.outputs), description="level")
     caption = widgets.HTML()
     out = widgets.Output()
@@ -171,8 +175,8 @@ def init_explorer(x, y, width: float = 1 / 8):
     from vgg_helpers.diagnostics import expected_initial_loss
     from vgg_helpers.plots import plot_scales
 
-    init = widgets.Dropdown(options=list(INIT_CHOICES), value="normal", description="initializer")
-    stddev = widgets.FloatLogSlider(value=1.0, base=10, min=-3, max=1, step=0.25, description="N(0, σ): σ")
+    init = widgets.Dropdown(options=list(INIT_CHOICES), value="normal", description="initializer", style=_FULL_LABEL)
+    stddev = widgets.FloatLogSlider(value=1.0, base=10, min=-3, max=1, step=0.25, description="N(0, σ): σ", style=_FULL_LABEL)
     lrn = widgets.Checkbox(value=True, description="LRN")
     bn = widgets.Checkbox(value=False, description="BatchNorm")
     text = widgets.HTML()
