@@ -276,35 +276,3 @@ def test_table_renders_as_a_dataframe():
     assert list(frame.columns) == ["layer", "output shape", "parameters", "MACs", "activations (KiB)"]
     assert frame["parameters"].sum() == 52_446_922
     assert "52,446,922" in str(table) and "52,446,922" in table._repr_html_() and "<table" in table._repr_html_()
-
-
-@pytest.mark.parametrize("training", [True, False])
-def test_fused_batchnorm_computes_what_keras_does(training):
-    from vgg_helpers.models import FusedBatchNormalization
-
-    x = np.random.default_rng(0).normal(3.0, 2.0, (16, 7, 7, 8)).astype("float32")
-    keras_bn, fused = keras.layers.BatchNormalization(momentum=0.9), FusedBatchNormalization(momentum=0.9)
-    for layer in (keras_bn, fused):
-        layer.build(x.shape)
-        layer.set_weights(
-            [np.full(8, 1.5, "float32"), np.full(8, 0.2, "float32"), np.full(8, 0.5, "float32"), np.full(8, 2.0, "float32")]
-        )
-    np.testing.assert_allclose(fused(x, training=training), keras_bn(x, training=training), atol=1e-4)
-    for ours, theirs in zip(fused.get_weights(), keras_bn.get_weights(), strict=True):  # moving statistics updated alike
-        np.testing.assert_allclose(ours, theirs, rtol=1e-5)
-
-
-def test_fused_batchnorm_is_used_only_where_asked_and_trains_and_reloads(tmp_path):
-    from vgg_helpers.models import FusedBatchNormalization
-
-    arch = blog_vgg(lrn=False, batchnorm=True)
-    model = build_model(arch, width=1 / 16, fused_bn=True)
-    fused = [layer for layer in model.layers if isinstance(layer, FusedBatchNormalization)]
-    assert len(fused) == 16  # the conv levels'; the two dense ones stay Keras' own
-    assert build_model(arch, width=1 / 16).count_params() == model.count_params()
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    x, y = np.random.default_rng(0).random((32, 28, 28, 1), dtype=np.float32), np.arange(32) % 10
-    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
-    model.save(tmp_path / "fused.keras")
-    loaded = keras.models.load_model(tmp_path / "fused.keras")
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)

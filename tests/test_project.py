@@ -183,7 +183,7 @@ def committed_run_seconds(path) -> float:
         c.get("metadata", {}).get("execution", {}) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"
     ]
     stamps = [s for s in stamps if "iopub.execute_input" in s and "shell.execute_reply" in s]
-    assert stamps, "the committed notebook has no execution times: execute it (python -m vgg_helpers.bench --notebooks … --save)"
+    assert stamps, "the committed notebook has no execution times: execute it (python -m benchmarks --notebooks … --save)"
 
     def parse(text):
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -203,7 +203,7 @@ def test_header_run_time_matches_the_committed_run(path):
 
 @pytest.mark.parametrize("document", ["README.md", "docs/teaching.md"])
 def test_run_time_tables_come_from_the_committed_runs(document):
-    from vgg_helpers.bench import TABLE_END, TABLE_START
+    from benchmarks.notebooks import TABLE_END, TABLE_START
 
     text = (ROOT / document).read_text()
     assert TABLE_START in text and TABLE_END in text, f"{document} shows the table that the benchmark writes"

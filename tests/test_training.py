@@ -1,4 +1,5 @@
-"""Training: augmentation, the schedule, and fit_mnist resuming after an interruption without losing anything."""
+"""Training: augmentation, the schedule, notebook 04's training resuming after an interruption without losing
+anything, sizing a run to the machine, and test-accuracy curves."""
 
 import json
 
@@ -6,9 +7,9 @@ import keras
 import numpy as np
 import pytest
 from conftest import tiny_model, tiny_splits
+from notebook04 import fit_mnist
 
 from vgg_helpers.data import augmenter, training_dataset
-from vgg_helpers.training import fit_mnist
 
 
 def test_augmenter_keeps_shape_and_range():
@@ -80,12 +81,6 @@ def test_another_configuration_starts_a_new_run_and_keeps_the_unfinished_one(tmp
     assert resumed.path == tmp_path / "1" and resumed.resumed
 
 
-def test_fit_mnist_rejects_bad_settings(tmp_path):
-    with pytest.raises(ValueError, match="must be positive"):
-        fit_mnist(tiny_model(), tiny_splits(), tmp_path, epochs=0)
-    assert not any(tmp_path.iterdir())  # refused before anything was written
-
-
 def test_warmup_cosine_is_one_cycle():
     from vgg_helpers.training import warmup_cosine
 
@@ -97,21 +92,6 @@ def test_warmup_cosine_is_one_cycle():
     assert np.all(np.diff(rates[:26]) > 0) and np.all(np.diff(rates[25:]) < 0)
     with pytest.raises(ValueError, match="warmup_steps"):
         warmup_cosine(0.02, total_steps=10, warmup_steps=10)
-
-
-def test_use_accelerator_sets_the_policy():
-    from vgg_helpers.training import use_accelerator
-
-    try:
-        assert "mixed_float16" in use_accelerator(has_gpu=True)
-        assert keras.mixed_precision.global_policy().name == "mixed_float16"
-        model = tiny_model()
-        assert model.layers[-1].compute_dtype == "float32"  # logits stay float32
-        assert model.layers[1].compute_dtype == "float16"
-        assert "float32" in use_accelerator(has_gpu=False)
-        assert keras.mixed_precision.global_policy().name == "float32"
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
 
 
 def test_fit_mnist_returns_free_memory_after_each_epoch(tmp_path, monkeypatch):
@@ -203,50 +183,6 @@ def test_step_clock_times_the_steps_after_the_warm_up_and_nothing_else(monkeypat
         _ = training.StepClock(start_after=3).seconds
 
 
-def test_smoothed_sparse_crossentropy_is_keras_smoothing_on_integer_labels():
-    from vgg_helpers.training import SmoothedSparseCrossentropy
-
-    logits = np.random.default_rng(0).normal(size=(6, 10)).astype("float32")
-    labels = np.array([0, 3, 9, 1, 1, 7])
-    one_hot = np.eye(10, dtype="float32")[labels]
-    expected = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)(one_hot, logits)
-    for shape in [(6,), (6, 1)]:  # Keras hands labels over as a column too
-        got = SmoothedSparseCrossentropy(0.1)(labels.reshape(shape), logits)
-        np.testing.assert_allclose(float(got), float(expected), rtol=1e-6)
-    sparse = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
-    assert float(SmoothedSparseCrossentropy(0.1)(labels, logits)) != pytest.approx(float(sparse))
-    np.testing.assert_allclose(float(SmoothedSparseCrossentropy(0.0)(labels, logits)), float(sparse), rtol=1e-6)
-
-
-def test_accuracy_clock_evaluates_the_moving_average_and_trains_on_from_the_weights():
-    from vgg_helpers.data import make_dataset
-    from vgg_helpers.training import TestAccuracyClock, compile_classifier
-
-    splits = tiny_splits()
-    keras.utils.set_random_seed(0)
-    model = compile_classifier(tiny_model(), keras.optimizers.SGD(0.5, use_ema=True, ema_momentum=0.9))
-    for x, y in training_dataset(*splits["train"], batch_size=64):  # fit would end on the average
-        model.train_on_batch(x, y)
-    test_ds = make_dataset(*splits["test"], batch_size=64)
-    live = [w.numpy() for w in model.trainable_variables]
-    clock = TestAccuracyClock(test_ds)
-    clock.set_model(model)
-    got = clock._test_accuracy()
-    for w, before in zip(model.trainable_variables, live, strict=True):
-        np.testing.assert_array_equal(w.numpy(), before)  # training goes on from the weights, not the average
-    model.optimizer.finalize_variable_values(model.trainable_variables)
-    assert not all(np.array_equal(w.numpy(), v) for w, v in zip(model.trainable_variables, live, strict=True))
-    assert got == pytest.approx(model.evaluate(test_ds, verbose=0, return_dict=True)["accuracy"])
-
-
-def test_train_and_evaluate_rejects_a_warm_up_or_smoothing_outside_zero_to_one():
-    from vgg_helpers.training import train_and_evaluate
-
-    for bad in [dict(warmup=1.0), dict(label_smoothing=-0.1)]:
-        with pytest.raises(ValueError, match="fractions"):
-            train_and_evaluate("x", tiny_model(), tiny_splits(), 1, 64, 0.01, "one-cycle", **bad)
-
-
 def test_compile_classifier_lets_fit_trace_the_training_step_once_with_working_metrics():
     from vgg_helpers.training import compile_classifier
 
@@ -263,3 +199,52 @@ def test_compile_classifier_lets_fit_trace_the_training_step_once_with_working_m
     expected = float(np.mean(np.argmax(model.predict(x, verbose=0), axis=1) == y))
     assert model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"] == pytest.approx(expected)
     assert len(history.history["accuracy"]) == 2
+
+
+# --- test-accuracy curves (notebooks 06 and 08) ------------------------------------------------------------
+
+
+def test_images_seen_count_the_smaller_last_batch_of_each_pass():
+    from vgg_helpers.training import TrainingCurve
+
+    # notebook 06: a quarter of the training set, 13,750 images = 107 batches of 128 and one of 54, 4 evaluations
+    curve = TrainingCurve("x", [0.5] * 4, [1.0] * 4, steps_per_eval=27, batch_size=128, train_examples=13_750)
+    assert list(curve.examples_seen) == [3_456, 6_912, 10_368, 13_750]
+    assert curve.train_seconds == 4.0 and list(curve.elapsed_seconds) == [1.0, 2.0, 3.0, 4.0]
+    assert curve.images_per_second == pytest.approx(13_750 / 4)
+    # 55,000 images, 430 steps per pass, an evaluation every 54 steps: the 12th is in the second pass
+    curve = TrainingCurve("x", [0.5] * 12, [1.0] * 12, steps_per_eval=54, batch_size=128, train_examples=55_000)
+    assert curve.examples_seen[-1] == 55_000 + (648 - 430) * 128
+
+
+def test_train_and_evaluate_takes_a_schedule_a_compile_and_callbacks_that_run_before_each_evaluation(monkeypatch):
+    from vgg_helpers.training import TestAccuracyClock, compile_classifier, train_and_evaluate
+
+    seen, order = [], []
+
+    def schedule(rate, total_steps):
+        seen.append((rate, total_steps))
+        return rate / 2
+
+    def compile(model, rate):
+        seen.append(rate)
+        compile_classifier(model, keras.optimizers.SGD(rate))
+
+    class Before(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            order.append(("callback", epoch))
+
+    evaluate = TestAccuracyClock.on_epoch_end
+    monkeypatch.setattr(
+        TestAccuracyClock,
+        "on_epoch_end",
+        lambda clock, epoch, logs=None: order.append(("clock", epoch)) or evaluate(clock, epoch, logs),
+    )
+    curve = train_and_evaluate(
+        "x", tiny_model(), tiny_splits(), 1, 64, 0.1, schedule, evals_per_epoch=2, compile=compile, callbacks=[Before()]
+    )
+    assert seen == [(0.1, 4), 0.05]  # 256 images in batches of 64: 4 steps, an evaluation every 2
+    assert order == [("callback", 0), ("clock", 0), ("callback", 1), ("clock", 1)]
+    assert len(curve.accuracies) == 2 and list(curve.examples_seen) == [128, 256]
+    with pytest.raises(ValueError, match="'one-cycle', 'constant' or a function"):
+        train_and_evaluate("x", tiny_model(), tiny_splits(), 1, 64, 0.1, "cosine")

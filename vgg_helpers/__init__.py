@@ -4,10 +4,10 @@ Start every notebook with ``budget = vgg_helpers.setup(requires=...)``. The subm
 ``runtime`` (budgets, quiet TensorFlow import), ``data`` (MNIST and ``tf.data``),
 ``architectures`` (VGG configs as data, layer tables), ``models`` (Keras
 builders, the LRN layer), ``diagnostics`` (initial loss, per-layer scales and gradients),
-``training`` (schedules, sizing a run to the machine, notebook 04's recipe as ``fit_mnist``, test-accuracy
-curves), ``runs`` (run folders that keep the best model and resume safely), ``plots`` (figures),
-``widgets`` (explorers), ``distributed`` (worker processes for notebook 07), ``exercises``
-(self-checks). ``bench`` (``python -m vgg_helpers.bench``) is imported on demand.
+``training`` (schedules, sizing a run to the machine, test-accuracy curves), ``runs`` (run folders that
+keep the best model and resume safely), ``plots`` (figures), ``widgets`` (explorers), ``distributed``
+(worker processes for notebook 07), ``exercises`` (self-checks). The benchmark is not here: it is the
+maintainers' ``benchmarks`` package at the repository's root (``python -m benchmarks``).
 """
 
 from vgg_helpers._version import __version__

@@ -7,11 +7,12 @@
   from that folder, ``.gz`` or uncompressed, and checks each against the SHA-256 of the
   original MNIST bytes;
 - otherwise it calls ``keras.datasets.mnist.load_data()``, which downloads once to
-  ``~/.keras/datasets``; the cached copy is checked by its content before it is used.
+  ``~/.keras/datasets`` and checks the cached file's SHA-256 each time it loads it.
 
 ``load_fashion_mnist()`` does the same for Fashion-MNIST (notebook 08), with ``VGG_FASHION_DIR`` and
-``keras.datasets.fashion_mnist``. Bad input raises ``FileNotFoundError`` or ``ValueError`` saying what to
-do; nothing is ever returned from a file that failed a check.
+``keras.datasets.fashion_mnist``, whose cached files Keras does not check: they are checked here. Bad input
+raises ``FileNotFoundError`` or ``ValueError`` saying what to do; nothing is ever returned from a file that
+failed a check.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import os
 import socket
 import tempfile
 import time
-import zipfile
 import zlib
 from pathlib import Path
 
@@ -183,8 +183,8 @@ def _load_idx_folder(data_dir, checksums, dataset: str, env: str, how: str):
     )
 
 
-def keras_cache_file() -> Path:
-    """Where ``keras.datasets.mnist.load_data()`` keeps MNIST: ``$KERAS_HOME/datasets/mnist.npz``
+def fashion_cache_folder() -> Path:
+    """Where ``keras.datasets.fashion_mnist.load_data()`` keeps its four files: ``$KERAS_HOME/datasets/fashion-mnist``
     (``~/.keras`` by default; Keras falls back to ``/tmp/.keras`` where that is not writable)."""
     try:
         from keras.src.backend.config import keras_home  # what get_file uses (KERAS_HOME, read when Keras loads)
@@ -194,61 +194,24 @@ def keras_cache_file() -> Path:
         home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
     if not os.access(home, os.W_OK):
         home = Path("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir()) / ".keras"
-    return home / "datasets" / "mnist.npz"
+    return home / "datasets" / "fashion-mnist"
 
 
 def _idx_sha256(array: np.ndarray) -> str:
-    """SHA-256 of an array as an IDX file would hold it (header + bytes): comparable with :data:`MNIST_SHA256`."""
+    """SHA-256 of an array as an IDX file would hold it (header + bytes): comparable with :data:`FASHION_SHA256`."""
     header = bytes([0, 0, _IDX_UBYTE, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     return hashlib.sha256(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()).hexdigest()
 
 
-def read_mnist_npz(path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Read a Keras ``mnist.npz`` and check its *content* against MNIST's checksums (so a copy saved by
-    another NumPy, whose bytes differ, still loads). Raises ``ValueError`` if it is not MNIST."""
-    keys = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
-            "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}  # fmt: skip
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in keys}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path} is not a readable MNIST archive ({type(err).__name__}: {err})") from err
-    for key, stem in keys.items():
-        if arrays[key].dtype != np.uint8 or _idx_sha256(arrays[key]) != MNIST_SHA256[stem]:
-            raise ValueError(f"{path} holds {key} that are not MNIST's (checksum mismatch)")
-    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
-
-
-def _load_mnist_keras():
-    """MNIST from Keras' cache, checked by content first; else Keras' download.
-
-    Keras checks its cache by the file's hash and, on a mismatch, downloads again, deleting the file when
-    the download fails (offline). So the cache is checked here first: a good file is read directly; a
-    damaged one is moved aside (never deleted) and the message says where it is.
-    """
-    import keras
-
-    cached, moved = keras_cache_file(), None
-    if cached.exists():
-        try:
-            return read_mnist_npz(cached)
-        except ValueError as err:
-            moved = cached.with_name(f"{cached.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
-            os.replace(cached, moved)
-            print(f"The cached MNIST file failed its check ({err}); it was moved to {moved}. Downloading it again.")
+def _keras_download(load, dataset: str, how: str, where: str = ""):
+    """``load()``, a ``keras.datasets`` loader, with a timeout on the network: what fails (no network, a server
+    that never answers, a download that fails Keras' checksum) raises ``FileNotFoundError`` saying both ways."""
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        return keras.datasets.mnist.load_data()
+        return load()
     except Exception as err:  # Keras wraps network errors in plain Exceptions
-        where = (
-            f"The cached copy was damaged and has been moved to {moved} (kept, not deleted). "
-            if moved
-            else f"MNIST is not cached ({cached} does not exist). "
-        )
-        raise FileNotFoundError(
-            f"{where}Keras could not download MNIST ({type(err).__name__}: {err}).\n" + _HOW_TO_GET_DATA
-        ) from err
+        raise FileNotFoundError(f"{where}Keras could not download {dataset} ({type(err).__name__}: {err}).\n" + how) from err
     finally:
         socket.setdefaulttimeout(previous)
 
@@ -261,7 +224,11 @@ def load_mnist(data_dir: str | os.PathLike | None = None):
     data_dir = data_dir if data_dir is not None else os.environ.get(ENV_DATA_DIR) or None
     if data_dir is not None:
         return load_mnist_idx(data_dir)
-    return _load_mnist_keras()
+    import keras
+
+    # Keras checks the cached mnist.npz against its SHA-256: a file that does not match is downloaded again
+    # (and deleted if that fails), so nothing damaged is ever loaded.
+    return _keras_download(keras.datasets.mnist.load_data, "MNIST", _HOW_TO_GET_DATA)
 
 
 def data_source(data_dir: str | os.PathLike | None = None) -> str:
@@ -270,11 +237,6 @@ def data_source(data_dir: str | os.PathLike | None = None) -> str:
     if data_dir is not None:
         return "local IDX files from VGG_DATA_DIR, SHA-256 checked"
     return "keras.datasets.mnist (downloaded once, cached in ~/.keras/datasets)"
-
-
-def fashion_cache_folder() -> Path:
-    """Where ``keras.datasets.fashion_mnist.load_data()`` keeps its four files (next to Keras' ``mnist.npz``)."""
-    return keras_cache_file().parent / "fashion-mnist"
 
 
 def _load_fashion_keras():
@@ -297,21 +259,14 @@ def _load_fashion_keras():
             os.replace(cached, aside)
             moved.append(aside)
             print(f"The cached Fashion-MNIST file {cached.name} failed its check ({err}); it was moved to {aside}.")
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
-    except Exception as err:  # Keras wraps network errors in plain Exceptions
-        where = (
-            f"Damaged cached files were moved aside (kept, not deleted): {', '.join(map(str, moved))}. "
-            if moved
-            else f"Fashion-MNIST is not cached in {folder}. "
-        )
-        raise FileNotFoundError(
-            f"{where}Keras could not download Fashion-MNIST ({type(err).__name__}: {err}).\n" + _HOW_TO_GET_FASHION
-        ) from err
-    finally:
-        socket.setdefaulttimeout(previous)
+    where = (
+        f"Damaged cached files were moved aside (kept, not deleted): {', '.join(map(str, moved))}. "
+        if moved
+        else f"Fashion-MNIST is not cached in {folder}. "
+    )
+    (x_train, y_train), (x_test, y_test) = _keras_download(
+        keras.datasets.fashion_mnist.load_data, "Fashion-MNIST", _HOW_TO_GET_FASHION, where
+    )
     for array, stem in zip((x_train, y_train, x_test, y_test), MNIST_FILES.values(), strict=True):
         if array.dtype != np.uint8 or _idx_sha256(array) != FASHION_SHA256[stem]:
             raise ValueError(

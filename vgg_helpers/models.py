@@ -63,44 +63,6 @@ class LocalResponseNormalization(keras.layers.Layer):
         }
 
 
-@keras.saving.register_keras_serializable(package="vgg_helpers")
-class FusedBatchNormalization(keras.layers.BatchNormalization):
-    """``keras.layers.BatchNormalization`` computed with TensorFlow's fused kernel on 4-D inputs.
-
-    The same maths and the same weights as the Keras layer (a test checks outputs and moving statistics
-    against it), in one kernel instead of a dozen small operations: the benchmark's VGG trains faster
-    with it on a CPU (docs/benchmarks.md). Other inputs fall back to the Keras layer. The notebooks use
-    Keras' own layer, which is what a learner writes.
-    """
-
-    def call(self, inputs, training=None, mask=None):
-        import tensorflow as tf
-
-        if (
-            len(inputs.shape) != 4
-            or self.axis not in (-1, 3)
-            or mask is not None
-            or self.renorm
-            or not (self.scale and self.center)
-        ):
-            return super().call(inputs, training=training, mask=mask)
-        x = tf.cast(inputs, tf.float32)
-        if training and self.trainable:
-            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                x, self.gamma, self.beta, epsilon=self.epsilon, data_format="NHWC", is_training=True
-            )
-            n = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
-            variance = variance * (n - 1.0) / n  # the kernel returns the unbiased variance; Keras keeps the biased one
-            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
-        else:
-            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                x, self.gamma, self.beta, mean=self.moving_mean, variance=self.moving_variance, epsilon=self.epsilon,
-                data_format="NHWC", is_training=False,
-            )  # fmt: skip
-        return tf.cast(y, self.compute_dtype)
-
-
 # --- Models from architecture descriptions -----------------------------------------------------------
 
 
@@ -171,15 +133,12 @@ def build_model(
     width: float = 1.0,
     initializer="he_normal",
     bn_momentum: float = 0.99,
-    name: str | None = None,
-    fused_bn: bool = False,
 ) -> keras.Model:
     """A functional Keras model of ``arch`` at ``width``; weights from ``initializer``; biases zero (as the blog
     post's ``tf.zeros``), except for ``"tf_examples"``, whose biases come from the same N(0, 1) as its weights.
 
     ``layer_table(arch, width)`` validates the architecture first, so a bad configuration raises
-    the same ``ValueError`` (naming the layer) before any weight is allocated. ``fused_bn`` uses
-    :class:`FusedBatchNormalization` for the conv levels' BatchNorm (same maths, faster on a CPU).
+    the same ``ValueError`` (naming the layer) before any weight is allocated.
     """
     check_fits_in_memory(layer_table(arch, width), width)  # raises ValueError on a bad width or architecture
     init = get_initializer(initializer)
@@ -214,8 +173,7 @@ def build_model(
             x = LocalResponseNormalization(name=f"lrn{n_lrn}")(x)
         elif layer.kind == "bn":
             n_bn += 1
-            norm = FusedBatchNormalization if fused_bn and not flattened else keras.layers.BatchNormalization
-            x = norm(momentum=bn_momentum, name=f"bn{n_bn}")(x)
+            x = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"bn{n_bn}")(x)
             if layer.relu:
                 x = keras.layers.ReLU(name=f"relu_bn{n_bn}")(x)
         elif layer.kind == "dropout":
@@ -236,7 +194,7 @@ def build_model(
                 name=f"fc{n_dense}",
                 dtype="float32" if is_logits else None,  # logits stay float32 under mixed precision
             )(x)
-    return keras.Model(inputs, x, name=name or arch.name.replace(" ", "_"))
+    return keras.Model(inputs, x, name=arch.name.replace(" ", "_"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,9 +27,9 @@ def apply_style() -> None:
     mpl.rcParams.update(PROJECTOR_STYLE)
 
 
-def show_digits(images, labels, n: int = 24, cols: int = 12, title: str | None = None, predictions=None, names=None):
-    """A grid of the first ``n`` images, each titled with its label (and prediction if given), or with the label's
-    name from ``names`` (e.g. ``vgg_helpers.data.FASHION_CLASSES``)."""
+def show_digits(images, labels, n: int = 24, cols: int = 12, title: str | None = None, names=None):
+    """A grid of the first ``n`` images, each titled with its label, or with the label's name from ``names``
+    (e.g. ``vgg_helpers.data.FASHION_CLASSES``)."""
     import matplotlib.pyplot as plt
 
     n = min(n, len(images))
@@ -41,11 +41,7 @@ def show_digits(images, labels, n: int = 24, cols: int = 12, title: str | None =
             continue
         ax.imshow(np.asarray(images[i]).squeeze(), cmap="gray_r", vmin=0)
         text = str(int(labels[i])) if names is None else names[int(labels[i])]
-        color = "black"
-        if predictions is not None:
-            text += f"→{int(predictions[i])}" if names is None else f"→{names[int(predictions[i])]}"
-            color = "black" if int(predictions[i]) == int(labels[i]) else "crimson"
-        ax.set_title(text, fontsize=13 if names is None else 9, color=color, pad=2)
+        ax.set_title(text, fontsize=13 if names is None else 9, pad=2)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -78,7 +74,7 @@ def _short_name(name: str) -> str:
     return name.split(":")[0] if ":" in name else name.split()[0]
 
 
-def plot_layer_bars(table, field: str = "params", title: str = "", log: bool = False, kinds=("conv", "dense")):
+def plot_layer_bars(table, field: str = "params", title: str = ""):
     """Bars of one column of a :func:`~vgg_helpers.architectures.layer_table` per weight layer.
 
     ``field`` is ``"params"``, ``"macs"`` or ``"activations"``; bars are coloured conv vs dense.
@@ -88,15 +84,13 @@ def plot_layer_bars(table, field: str = "params", title: str = "", log: bool = F
     labels = {"params": "parameters", "macs": "multiply-accumulates per image", "activations": "output values per image"}
     if field not in labels:
         raise ValueError(f"field must be one of {', '.join(labels)}, got {field!r}.")
-    rows = [r for r in table if r.kind in kinds]
+    rows = [r for r in table if r.kind in ("conv", "dense")]
     values = np.array([getattr(r, field) for r in rows], dtype=float)
     colors = ["tab:blue" if r.kind == "conv" else "tab:orange" for r in rows]
     fig, ax = plt.subplots(figsize=(12, 4.5))
     ax.bar(range(len(rows)), values / 1e6, color=colors)
     ax.set_xticks(range(len(rows)), [_short_name(r.name) for r in rows], rotation=60, ha="right")
     ax.set_ylabel(f"{labels[field]} (millions)")
-    if log:
-        ax.set_yscale("log")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("tab:blue", "tab:orange")]
     conv_share = values[[r.kind == "conv" for r in rows]].sum() / values.sum()
     ax.legend(handles, [f"conv layers: {conv_share:.0%}", f"dense layers: {1 - conv_share:.0%}"], frameon=False)
@@ -148,8 +142,9 @@ def plot_level_grid(level_maps, per_level: int = 8, title: str = ""):
     return fig
 
 
-def plot_scales(tables: dict, field: str = "std", title: str = "", ax=None):
-    """One line per model: a column of :func:`~vgg_helpers.diagnostics.activation_stats` per layer, log scale.
+def plot_scales(tables: dict, title: str = "", ax=None):
+    """One line per model: the activations' std per layer (from :func:`~vgg_helpers.diagnostics.activation_stats`),
+    log scale.
 
     Values that are not finite are drawn as a cross at the top of the axis.
     """
@@ -159,7 +154,7 @@ def plot_scales(tables: dict, field: str = "std", title: str = "", ax=None):
         _, ax = plt.subplots(figsize=(12, 5))
     names = None
     for label, table in tables.items():
-        values = table.column(field)
+        values = table.column("std")
         names = [r.name.replace("conv level ", "") for r in table]
         x = np.arange(len(values))
         ok = np.isfinite(values) & (values > 0)
@@ -169,7 +164,7 @@ def plot_scales(tables: dict, field: str = "std", title: str = "", ax=None):
     ax.set_yscale("log")
     ax.set_xticks(range(len(names)), names, rotation=0)
     ax.set_xlabel("conv level 1–16, then dense layers")
-    ax.set_ylabel(f"activation {field} (log scale)")
+    ax.set_ylabel("activation std (log scale)")
     ax.set_title(title)
     ax.legend(frameon=False, fontsize=11)
     return ax
@@ -218,33 +213,6 @@ def plot_curves(runs: dict, title: str = "", smooth: int = 1):
 
 
 # --- Training and evaluation (notebook 04) ------------------------------------------------------------
-
-
-def plot_history(history: dict, title: str = "", fig=None):
-    """Train and validation loss (log scale) and accuracy per epoch, from a Keras ``History.history``."""
-    import matplotlib.pyplot as plt
-
-    if fig is None:
-        fig = plt.figure(figsize=(13, 4.8))
-    fig.clear()
-    ax_loss, ax_acc = fig.subplots(1, 2)
-    epochs = np.arange(1, len(history.get("loss", [])) + 1)
-    for key, label, style in (("", "training", "o-"), ("val_", "validation", "s--")):
-        if history.get(f"{key}loss"):
-            ax_loss.plot(epochs, history[f"{key}loss"], style, label=label)
-        if history.get(f"{key}accuracy"):
-            ax_acc.plot(epochs, 100 * np.asarray(history[f"{key}accuracy"]), style, label=label)
-    ax_loss.set_yscale("log")
-    ax_loss.set_ylabel("loss (log scale)")
-    ax_acc.set_ylabel("accuracy (%)")
-    for ax in (ax_loss, ax_acc):
-        ax.set_xlabel("epoch")
-        if len(epochs):
-            ax.set_xticks(epochs)
-        ax.legend(frameon=False)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
 
 
 def _duration(seconds: float) -> str:

@@ -258,15 +258,6 @@ def cpu_flags() -> set[str] | None:
     return set(line.split(":", 1)[1].split()) if line else None
 
 
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo``, else what Python's ``platform`` knows."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
-
-
 def onednn_on() -> bool | None:
     """Whether TensorFlow runs its oneDNN kernels (None where this TensorFlow cannot say)."""
     import_tensorflow()
@@ -350,11 +341,6 @@ def describe_device() -> str:
         return "GPU: " + ", ".join(names)
     cores = usable_cores()
     return f"CPU ({cores} core{'s' if cores != 1 else ''})"
-
-
-def machine_line() -> str:
-    """The CPU, its usable cores and oneDNN: what a CPU's training speed depends on, in one line."""
-    return f"{cpu_model()}, {usable_cores()} usable cores, {describe_onednn()}; {describe_device()}"
 
 
 def usable_cores() -> int:

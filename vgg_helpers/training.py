@@ -1,5 +1,5 @@
-"""Training: compiling, the one-cycle schedule, timing steps, short instrumented runs, notebook 04's recipe
-(``fit_mnist``, in a run folder) and test-accuracy curves (``train_and_evaluate``)."""
+"""Training: compiling, the one-cycle schedule, timing steps, short instrumented runs, sizing notebook 04's run
+to the machine (``plan_training``) and test-accuracy curves (``train_and_evaluate``, notebooks 06 and 08)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,12 @@ import keras
 import numpy as np
 
 
-def compile_classifier(
-    model: keras.Model, optimizer="adam", metrics=("accuracy",), jit_compile="auto", label_smoothing: float = 0.0
-) -> keras.Model:
-    """Compile for 10-class digits: the model outputs logits, labels are integers. ``jit_compile`` as Keras'
-    (``"auto"``: no XLA on a CPU); ``label_smoothing`` as Keras' categorical cross-entropy's."""
-    if label_smoothing:
-        loss = SmoothedSparseCrossentropy(label_smoothing)
-    else:
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+def compile_classifier(model: keras.Model, optimizer="adam", metrics=("accuracy",), jit_compile="auto", loss=None) -> keras.Model:
+    """Compile for 10-class digits: the model outputs logits, labels are integers (``loss`` replaces that
+    sparse cross-entropy of logits). ``jit_compile`` as Keras' (``"auto"``: no XLA on a CPU)."""
     model.compile(
         optimizer=optimizer,
-        loss=loss,
+        loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=list(metrics),
         jit_compile=jit_compile,
     )
@@ -39,31 +33,13 @@ def compile_classifier(
     return model
 
 
-@keras.saving.register_keras_serializable(package="vgg_helpers")
-class SmoothedSparseCrossentropy(keras.losses.Loss):
-    """Cross-entropy of logits against integer labels smoothed as Keras' ``CategoricalCrossentropy(label_smoothing=…)``
-    smooths one-hot ones (Keras' sparse loss has no smoothing): the true class gets ``1 − s + s/10``, every other
-    ``s/10``."""
-
-    def __init__(self, label_smoothing: float = 0.1, classes: int = 10, **kwargs):
-        super().__init__(name=kwargs.pop("name", "smoothed_sparse_crossentropy"), **kwargs)
-        self.label_smoothing, self.classes = label_smoothing, classes
-
-    def call(self, y_true, y_pred):
-        labels = keras.ops.one_hot(keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,)), self.classes)
-        return keras.losses.categorical_crossentropy(labels, y_pred, from_logits=True, label_smoothing=self.label_smoothing)
-
-    def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing, "classes": self.classes}
-
-
 def warmup_cosine(learning_rate: float, total_steps: int, warmup_steps: int | None = None):
     """One cycle: linear warm-up from ``learning_rate / 10`` to ``learning_rate``, then cosine decay to
     ``learning_rate / 100``. The warm-up lasts a quarter of the run unless ``warmup_steps`` says otherwise.
 
     The warm-up lets a high peak rate through the first steps, when BatchNorm's statistics and
-    Adam's moment estimates are still settling; the decay at the end is where the last fraction of a
-    percent of accuracy comes from (visible in the learning curves of notebook 04).
+    Adam's moment estimates are still settling; the decay ends the run with small steps (notebook 04,
+    section 5).
     """
     if total_steps < 2:
         raise ValueError(f"a schedule needs at least 2 steps, got total_steps={total_steps}.")
@@ -77,27 +53,6 @@ def warmup_cosine(learning_rate: float, total_steps: int, warmup_steps: int | No
         warmup_target=learning_rate,
         warmup_steps=warmup,
     )
-
-
-def use_accelerator(has_gpu: bool | None = None) -> str:
-    """Switch on what speeds training up on this device; return a sentence saying what is on.
-
-    On a GPU: the ``mixed_float16`` dtype policy (float16 maths on tensor cores, float32 weights;
-    Keras adds loss scaling and :func:`~vgg_helpers.models.build_model` keeps the logits float32).
-    XLA needs nothing: Keras' ``jit_compile="auto"`` compiles with XLA when a GPU is present and
-    not on a CPU, where it trained the ×1/8 VGG slower with oneDNN on (docs/benchmarks.md).
-    On a CPU: float32, no XLA; oneDNN (on by default) does the fast convolutions.
-    Call it before building the model.
-    """
-    from vgg_helpers.runtime import gpu_names
-
-    if has_gpu is None:
-        has_gpu = bool(gpu_names())
-    if has_gpu:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-        return "GPU: mixed_float16 policy on; XLA on (Keras' jit_compile='auto')."
-    keras.mixed_precision.set_global_policy("float32")
-    return "CPU: float32, no XLA (Keras' jit_compile='auto' leaves it off on a CPU); oneDNN convolutions."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +113,7 @@ def short_run(model: keras.Model, train_ds, steps: int, learning_rate: float = 1
     return result
 
 
-# --- Sizing training to the machine (notebook 04, the benchmark) ------------------------------------------
+# --- Sizing training to the machine (notebook 04) ------------------------------------------
 
 #: What notebook 04's training reaches, by epochs at the cpu budget's width (×1/8) (docs/benchmarks.md): the
 #: test accuracy that a plan of that many epochs promises, and asserts. 2 epochs: five runs, every one above
@@ -312,10 +267,10 @@ def plan_training(budget, model: keras.Model, splits: dict, seconds: float = CPU
     return plan
 
 
-# --- Notebook 04's recipe as a function, and test-accuracy curves (notebook 06, the benchmark) ----------
+# --- Test-accuracy curves (notebooks 06 and 08) ---------------------------------------------------------
 
 
-def _check_splits(splits: dict, names=("train", "val")) -> None:
+def _check_splits(splits: dict, names) -> None:
     from vgg_helpers.data import check_images
 
     for name in names:
@@ -324,94 +279,16 @@ def _check_splits(splits: dict, names=("train", "val")) -> None:
         check_images(*splits[name], what=f"{name} images")
 
 
-def standard_callbacks(run) -> list:
-    """The callbacks of notebook 04's training cell, for a run folder (``tests/test_notebook_code.py`` checks
-    that they are the ones the notebook writes)."""
-    from vgg_helpers.diagnostics import EarlyWarning
-
-    return [
-        keras.callbacks.BackupAndRestore(run.backup_dir, double_checkpoint=True),
-        keras.callbacks.ModelCheckpoint(
-            run.checkpoint_path, monitor="val_accuracy", save_best_only=True, initial_value_threshold=run.best_score
-        ),
-        run.recorder(monitor="val_accuracy"),
-        EarlyWarning(),
-    ]
-
-
-def fit_mnist(
-    model: keras.Model,
-    splits: dict,
-    runs_root,
-    epochs: int,
-    batch_size: int = 128,
-    learning_rate: float = 3e-3,
-    augment: bool = True,
-    callbacks=(),
-    verbose="auto",
-    seed: int = 0,
-):
-    """Notebook 04's training cell as a function: train ``model`` on ``splits["train"]``, validating on
-    ``splits["val"]``, in a run folder under ``runs_root`` (see :mod:`vgg_helpers.runs`). Returns
-    ``(history, run)``; ``run.load_best()`` gives the best model.
-
-    - Adam with :func:`warmup_cosine` (warm-up over the first epoch, at most a quarter of the run);
-    - ``keras.callbacks.BackupAndRestore`` (two copies, checksums verified before a resume): call again
-      with the same ``runs_root`` and configuration after a crash and training resumes where it stopped;
-    - ``keras.callbacks.ModelCheckpoint`` writes each better model to a new file; the run records the
-      best one with its score and checksum, so a rerun or a resume never replaces it with a worse one;
-    - :class:`~vgg_helpers.diagnostics.EarlyWarning` flags a bad first loss and stops on NaN;
-    - after each epoch, free C-heap memory goes back to the system (the run's recorder does it).
-
-    Everything is checked before training starts: empty or wrongly scaled images, bad settings, a
-    folder that is not writable or another process training in the same run all raise at once.
-    """
-    from vgg_helpers import runs
-    from vgg_helpers.data import make_dataset, training_dataset
-
-    if epochs < 1 or batch_size < 1 or not learning_rate > 0:
-        raise ValueError(f"epochs, batch_size and learning_rate must be positive, got {epochs}, {batch_size}, {learning_rate}.")
-    _check_splits(splits)
-    train_ds = training_dataset(*splits["train"], batch_size=batch_size, augment=augment, seed=seed)
-    val_ds = make_dataset(*splits["val"], batch_size=512)
-    steps_per_epoch = int(np.ceil(len(splits["train"][0]) / batch_size))
-    total = steps_per_epoch * epochs
-    schedule = warmup_cosine(learning_rate, total, min(steps_per_epoch, total // 4))
-    config = {
-        "parameters": model.count_params(),
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "learning_rate": float(learning_rate),
-        "augment": bool(augment),
-        "train_examples": len(splits["train"][0]),
-        "seed": seed,
-    }
-    run = runs.start(runs_root, config)
-    with run:
-        compile_classifier(model, keras.optimizers.Adam(schedule))
-        standard = standard_callbacks(run)
-        history = model.fit(
-            train_ds, validation_data=val_ds, epochs=epochs, shuffle=False, callbacks=standard + list(callbacks), verbose=verbose
-        )
-    return history, run
-
-
 @dataclasses.dataclass
 class TrainingCurve:
     """Test accuracy along one training run, measured at regular intervals off the training clock."""
 
     name: str
-    params: int
-    macs: int
-    epochs: float  #: passes over the training set
-    images_per_second: float
     accuracies: list  #: test accuracy after each evaluation interval
     interval_seconds: list  #: training seconds of each evaluation interval
-    seconds_to_target: float | None  #: training seconds until the test accuracy first reached the target
-    peak_rss_mb: float  #: the process's peak resident memory after this run, MB (10⁶ bytes)
-    steps_per_eval: int = 0  #: training steps between two evaluations
-    batch_size: int = 0
-    train_examples: int = 0  #: images in one pass over the training set (its last batch may be smaller)
+    steps_per_eval: int  #: training steps between two evaluations
+    batch_size: int
+    train_examples: int  #: images in one pass over the training set (its last batch may be smaller)
 
     @property
     def examples_seen(self) -> np.ndarray:
@@ -430,16 +307,9 @@ class TrainingCurve:
         return float(np.sum(self.interval_seconds))
 
     @property
-    def best_accuracy(self) -> float:
-        return max(self.accuracies)
-
-    @property
-    def examples_to_target(self) -> int | None:
-        """Training images seen when the test accuracy first reached the target (None if it never did)."""
-        if self.seconds_to_target is None:
-            return None
-        index = int(np.argmin(np.abs(self.elapsed_seconds - self.seconds_to_target)))
-        return int(self.examples_seen[index])
+    def images_per_second(self) -> float:
+        """Training speed over the whole run, evaluations excluded."""
+        return float(self.examples_seen[-1]) / self.train_seconds
 
 
 def images_after(steps, batch_size: int, train_examples: int):
@@ -454,9 +324,7 @@ def images_after(steps, batch_size: int, train_examples: int):
 
 class TestAccuracyClock(keras.callbacks.Callback):
     """Training time of each Keras "epoch" (here: one evaluation interval) and the test accuracy after it,
-    evaluated off the clock. ``report(name, interval, seconds, accuracy)``, if given, is called after each.
-    With an optimizer that keeps a moving average of the weights (``use_ema=True``), the average is what
-    is evaluated; training then goes on from the weights as they were."""
+    evaluated off the clock. ``report(interval, seconds, accuracy)``, if given, is called after each."""
 
     def __init__(self, test_ds, report=None):
         super().__init__()
@@ -469,33 +337,9 @@ class TestAccuracyClock(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
-        self.accuracies.append(self._test_accuracy())
+        self.accuracies.append(float(self.model.evaluate(self.test_ds, verbose=0, return_dict=True)["accuracy"]))
         if self.report is not None:
             self.report(epoch + 1, float(np.sum(self.seconds)), self.accuracies[-1])
-
-    def _test_accuracy(self) -> float:
-        def evaluate():
-            return float(self.model.evaluate(self.test_ds, verbose=0, return_dict=True)["accuracy"])
-
-        optimizer, weights = self.model.optimizer, self.model.trainable_variables
-        if not optimizer.use_ema:
-            return evaluate()
-        live = [w.numpy() for w in weights]
-        optimizer.finalize_variable_values(weights)  # the moving average, in place of the weights
-        try:
-            return evaluate()
-        finally:
-            for w, value in zip(weights, live, strict=True):
-                w.assign(value)
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory in MB (10⁶ bytes)."""
-    import resource
-    import sys
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6  # bytes on macOS, KiB on Linux
 
 
 def train_and_evaluate(
@@ -506,78 +350,37 @@ def train_and_evaluate(
     batch_size,
     learning_rate,
     schedule,
-    target=0.99,
     evals_per_epoch=8,
     report=None,
     *,
-    optimizer=keras.optimizers.Adam,
-    warmup: float = 0.25,
-    label_smoothing: float = 0.0,
+    compile=None,
+    callbacks=(),
 ) -> TrainingCurve:
-    """Train ``model`` for ``epochs`` passes (no augmentation), measuring the test accuracy
-    ``evals_per_epoch`` times per pass off the clock. ``schedule`` is "one-cycle" (:func:`warmup_cosine`,
-    warming up for the fraction ``warmup`` of the run) or "constant". ``optimizer`` makes the optimizer
-    from the learning rate or schedule (Adam unless given). ``label_smoothing`` as Keras' categorical
-    cross-entropy's. ``report(interval, seconds, accuracy)`` is called after each evaluation."""
+    """Train ``model`` for ``epochs`` passes (no augmentation), measuring the test accuracy ``evals_per_epoch``
+    times per pass off the clock. ``schedule`` is "one-cycle" (:func:`warmup_cosine`), "constant", or a function
+    ``(learning_rate, total_steps)`` that returns the rate or schedule. ``compile(model, rate_or_schedule)``
+    compiles the model (by default :func:`compile_classifier` with Adam); ``callbacks`` run before each
+    evaluation; ``report(name, interval, seconds, accuracy)`` is called after it."""
     from vgg_helpers.data import make_dataset, training_dataset
-    from vgg_helpers.models import conv_macs
 
     if epochs <= 0 or evals_per_epoch < 1:
         raise ValueError(f"epochs must be positive and evals_per_epoch at least 1, got {epochs} and {evals_per_epoch}.")
-    if schedule not in ("one-cycle", "constant"):
-        raise ValueError(f"schedule must be 'one-cycle' or 'constant', got {schedule!r}.")
-    if not 0 <= warmup < 1 or not 0 <= label_smoothing < 1:
-        raise ValueError(f"warmup and label_smoothing are fractions in [0, 1), got {warmup} and {label_smoothing}.")
+    schedules = {"one-cycle": warmup_cosine, "constant": lambda rate, total: rate}
+    if not callable(schedule) and schedule not in schedules:
+        raise ValueError(f"schedule must be 'one-cycle', 'constant' or a function, got {schedule!r}.")
     _check_splits(splits, ("train", "test"))
     train_ds = training_dataset(*splits["train"], batch_size=batch_size, augment=False).repeat()
     test_ds = make_dataset(*splits["test"], batch_size=1000)
     train_examples = len(splits["train"][0])
     steps_per_epoch = int(np.ceil(train_examples / batch_size))
     interval = int(np.ceil(steps_per_epoch / evals_per_epoch))
-    intervals = max(1, int(round(epochs * evals_per_epoch)))
-    total = interval * intervals  # about `epochs` passes, one evaluation every `interval` steps
-    lr = warmup_cosine(learning_rate, total, int(total * warmup)) if schedule == "one-cycle" else learning_rate
-    compile_classifier(model, optimizer(lr), label_smoothing=label_smoothing)
+    intervals = max(1, int(round(epochs * evals_per_epoch)))  # about `epochs` passes, an evaluation every `interval` steps
+    make_rate = schedule if callable(schedule) else schedules[schedule]
+    rate = make_rate(learning_rate, interval * intervals)
+    if compile is None:
+        compile_classifier(model, keras.optimizers.Adam(rate))
+    else:
+        compile(model, rate)
     clock = TestAccuracyClock(test_ds, report=None if report is None else lambda *a: report(name, *a))
-    model.fit(train_ds, steps_per_epoch=interval, epochs=intervals, shuffle=False, verbose=0, callbacks=[clock])
-    elapsed = np.cumsum(clock.seconds)
-    reached = [t for t, acc in zip(elapsed, clock.accuracies, strict=True) if acc >= target]
-    return TrainingCurve(
-        name=name,
-        params=model.count_params(),
-        macs=conv_macs(model),
-        epochs=total / steps_per_epoch,
-        images_per_second=float(images_after(total, batch_size, train_examples)) / float(elapsed[-1]),
-        accuracies=clock.accuracies,
-        interval_seconds=clock.seconds,
-        seconds_to_target=float(reached[0]) if reached else None,
-        peak_rss_mb=peak_rss_mb(),
-        steps_per_eval=interval,
-        batch_size=batch_size,
-        train_examples=train_examples,
-    )
-
-
-def learning_rate_sweep(build, splits: dict, rates, steps: int, batch_size: int = 128, seed: int = 0) -> dict:
-    """Train a fresh ``build()`` model for ``steps`` steps at each peak rate (Adam, one cycle) and
-    return ``{rate: validation accuracy}``. The same seed gives every run the same initial weights
-    and the same batches, so only the rate differs.
-    """
-    from vgg_helpers.data import make_dataset, training_dataset
-
-    rates = [float(r) for r in rates]
-    if not rates or min(rates) <= 0:
-        raise ValueError(f"rates must be a non-empty list of positive numbers, got {rates}.")
-    if steps < 2:
-        raise ValueError(f"steps must be at least 2, got {steps}.")
-    val_ds = make_dataset(*splits["val"], batch_size=1000)
-    results = {}
-    for rate in rates:
-        keras.utils.set_random_seed(seed)
-        model = build()
-        compile_classifier(model, keras.optimizers.Adam(warmup_cosine(rate, steps)))
-        train_ds = training_dataset(*splits["train"], batch_size=batch_size, augment=False, seed=seed).repeat()
-        model.fit(train_ds, steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)
-        results[rate] = float(model.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
-        del model
-    return results
+    model.fit(train_ds, steps_per_epoch=interval, epochs=intervals, shuffle=False, verbose=0, callbacks=[*callbacks, clock])
+    return TrainingCurve(name, clock.accuracies, clock.seconds, interval, batch_size, train_examples)
