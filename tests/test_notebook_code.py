@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from notebook04 import standard_callbacks
 
 import vgg_helpers as vh
 
@@ -120,7 +121,7 @@ def test_fit_mnist_uses_notebook_04s_callbacks(tmp_path):
     ]
     run = vh.runs.start(tmp_path, {"test": 1}, verbose=False)
     try:
-        made = vh.training.standard_callbacks(run)
+        made = standard_callbacks(run)
     finally:
         run.close()
     settings = dict(written)
@@ -134,9 +135,13 @@ def test_fit_mnist_uses_notebook_04s_callbacks(tmp_path):
     assert isinstance(warning, vh.diagnostics.EarlyWarning)
 
 
-def test_the_gpu_depth_script_builds_notebook_08s_networks():
+def test_the_gpu_depth_script_builds_notebook_08s_networks(monkeypatch):
     """benchmarks/depth_keras_jax.py (docs/benchmarks.md, "Depth on Fashion-MNIST") trains notebook 08's networks."""
     import importlib.util
+
+    # The script sets KERAS_BACKEND=jax unless it is set: that would leak into the processes later tests start
+    # (a JupyterLab whose kernels then fail on `import jax`). Keras is already imported on TensorFlow here.
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
 
     cell = notebook_cell("08_where_depth_pays.ipynb", "depth-builder", "def vgg_from_row")
     code = notebook_functions("08_where_depth_pays.ipynb", "depth-builder", BLOCK_FILTERS=(64, 128, 256, 512, 512),
