@@ -19,7 +19,7 @@ TEST_WORKERS ?= 2
 
 IPYW7  := $(VENV)/ipywidgets-7.7.1
 
-.PHONY: lab test lint test-widgets7 install clean student site editions
+.PHONY: lab test lint test-widgets7 install clean student site editions build/tested
 
 install: $(STAMP)
 
@@ -44,10 +44,14 @@ editions: student
 site: install
 	$(BIN)/python -m tools.site build/site
 
-# Notebooks run in the fast budget unless VGG_FAST/VGG_BUDGET say otherwise, as the two editions made from them:
-# the student edition (every check must say "not answered yet") and each solution pasted into its answer cell.
-test: install lint test-widgets7 editions
-	VGG_FAST=$${VGG_FAST-1} MPLBACKEND=Agg $(BIN)/python -m pytest tests build/student build/pasted \
+build/tested: install
+	$(BIN)/python -m tools.editions tested build/tested
+
+# Notebooks run in the fast budget unless VGG_FAST/VGG_BUDGET say otherwise, as the tested edition (tools/editions.py):
+# the student edition top to bottom (every check must say "not answered yet"), then each exercise again with its
+# solution pasted into its answer cell (every check must pass).
+test: install lint test-widgets7 build/tested
+	VGG_FAST=$${VGG_FAST-1} MPLBACKEND=Agg $(BIN)/python -m pytest tests build/tested \
 	    -n $(TEST_WORKERS) --dist loadfile \
 	    --nbval-lax --nbval-current-env --nbval-cell-timeout=600 \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)

@@ -1,6 +1,6 @@
 """The classroom editions (tools/editions.py), made from the committed notebooks: the student edition has no
-solutions and every check says "not answered yet"; the pasted edition has every solution in its answer cell;
-and no numeric answer is printed anywhere a student sees."""
+solutions and every check says "not answered yet"; the pasted edition has every solution in its answer cell; the
+tested edition (what make test runs) is both; and no numeric answer is printed anywhere a student sees."""
 
 import re
 
@@ -69,6 +69,25 @@ def test_pasted_edition(path):
         assert pasted.cells[answer].source == solution.source
         assert re.search(rf"^(def |class )?{variable}\b", solution.source, re.M)
     assert not editions.solution_cells(pasted)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_tested_edition_is_the_student_edition_then_the_pasted_exercises(path):
+    """What make test runs: every cell of the student edition first, unchanged; then the pasted edition's exercise
+    section, each check asserted (a wrong answer only prints, so nbval would not notice it unasserted)."""
+    nb = load(path)
+    student, pasted, tested = editions.student(nb), editions.pasted(load(path)), editions.tested(load(path))
+    assert [c.source for c in tested.cells[: len(student.cells)]] == [c.source for c in student.cells]
+    start = next(i for i, c in enumerate(pasted.cells) if c.source.startswith("## Exercises"))
+    again = tested.cells[len(student.cells) + 1 :]
+    assert len(again) == len(pasted.cells) - start - 1
+    checks = {check for _, _, check in editions.exercises(pasted)}
+    for index, (cell, original) in enumerate(zip(again, pasted.cells[start + 1 :], strict=True)):
+        if index + start + 1 in checks:
+            assert cell.source == original.source.replace("vh.exercises.check(", "assert vh.exercises.check(")
+        else:
+            assert cell.source == original.source
+    assert sum("assert vh.exercises.check(" in c.source for c in again) == len(editions.exercises(nb))
 
 
 #: Exercises answered with a number, and how their solution cell prints it.

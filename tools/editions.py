@@ -1,14 +1,18 @@
 """Classroom editions of the notebooks, made from the committed ones (the instructor edition).
 
     python -m tools.editions student build/student     # without the solution cells (make student)
-    python -m tools.editions pasted build/pasted       # each solution pasted into its answer cell (the tests)
+    python -m tools.editions pasted build/pasted       # each solution pasted into its answer cell
+    python -m tools.editions tested build/tested       # what make test runs: the student edition, then the pasted exercises
 
 The committed notebooks are the single source. A solution cell carries the cell tag ``solution`` (and
 ``hide-cell``, which keeps it collapsed on the site). The student edition is written with nbconvert's
 ``TagRemovePreprocessor``, which drops the cells tagged ``solution``: statements, answer cells
 (``name = None  # your code here``), check cells and every other output stay, so a student still sees the
 figures without running anything. The pasted edition puts each solution's code into its exercise's answer
-cell, so that running it shows every check pass where the student's answer would go.
+cell, so that running it shows every check pass where the student's answer would go. The tested edition, which
+``make test`` runs under nbval, is both in one notebook, so that each notebook runs once: the student edition as it
+is (every check compared with "not answered yet"), followed by the pasted edition's exercise section (from the
+"## Exercises" heading on), whose checks must pass (``assert``).
 """
 
 from __future__ import annotations
@@ -81,8 +85,38 @@ def pasted(nb):
     return student(edition, check_unanswered=False)
 
 
+EXERCISES_HEADING = "## Exercises"
+CHECK_CALL = re.compile(r"^vh\.exercises\.check\(", re.M)
+
+
+def tested(nb):
+    """The student edition, then the pasted edition's exercise section again with each check asserted: the
+    student edition runs top to bottom unchanged (its cells come first, in order), and the solutions then pass
+    in their answer cells, after the same cells as in the pasted edition."""
+    first = student(nb)
+    second = pasted(nb)
+    start = next(
+        (i for i, cell in enumerate(second.cells) if cell.cell_type == "markdown" and cell.source.startswith(EXERCISES_HEADING)),
+        None,
+    )
+    if start is None:
+        raise ValueError(f"no {EXERCISES_HEADING!r} heading: the tested edition repeats the section that it opens")
+    again = copy.deepcopy(second.cells[start + 1 :])
+    for _, _, check in exercises(second):
+        cell = again[check - start - 1]
+        if len(CHECK_CALL.findall(cell.source)) != 1:
+            raise ValueError(f"the check cell {cell.source[:60]!r} should call vh.exercises.check once, at a line's start")
+        cell.source = CHECK_CALL.sub("assert vh.exercises.check(", cell.source)
+    heading = nbformat.v4.new_markdown_cell(
+        "## The exercises again, each solution pasted into its answer cell\n\n(Written by `tools/editions.py` for "
+        "`make test`: every check must pass.)"
+    )
+    first.cells += [heading, *again]
+    return first
+
+
 def write(kind: str, out_dir) -> list[Path]:
-    make = {"student": student, "pasted": pasted}[kind]
+    make = {"student": student, "pasted": pasted, "tested": tested}[kind]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -96,7 +130,7 @@ def write(kind: str, out_dir) -> list[Path]:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2 or argv[0] not in ("student", "pasted"):
+    if len(argv) != 2 or argv[0] not in ("student", "pasted", "tested"):
         print(__doc__)
         return 2
     written = write(*argv)
