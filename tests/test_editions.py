@@ -46,7 +46,10 @@ def test_student_edition(path):
     assert not any(editions.SOLUTION_TAG in cell.metadata.get("tags", []) for cell in student.cells)
     solution_code = {line for cell in editions.solution_cells(nb) for line in cell.source.splitlines() if len(line) > 40}
     student_code = {line for cell in student.cells if cell.cell_type == "code" for line in cell.source.splitlines()}
-    assert not solution_code & {line for line in student_code if "vh.exercises.check" not in line}
+    # An exercise may build on a cell the lesson shows (07's step on section 2's): those lines are taught, not leaked.
+    exercises_start = next(i for i, cell in enumerate(nb.cells) if cell.source.startswith("## Exercises"))
+    taught = {line for cell in nb.cells[:exercises_start] if cell.cell_type == "code" for line in cell.source.splitlines()}
+    assert not (solution_code - taught) & {line for line in student_code if "vh.exercises.check" not in line}
     for _, answer, check in editions.exercises(student):
         assert student.cells[answer].source.split("=")[1].strip().startswith("None")
         assert student.cells[check].source.startswith("# NBVAL_CHECK_OUTPUT\n")  # nbval compares "not answered yet"
@@ -102,6 +105,11 @@ NUMERIC_ANSWERS = {
     "04-top2-accuracy": r"top-2 ([\d.]+)%",
 }
 FRACTIONS = {"04-top2-accuracy"}
+#: Numbers that a check would accept but that are printed for another reason, with that reason.
+COINCIDENCES = {
+    ("02-lrn-cap", "52"): "the blog network's 52 million weights (01, 03), not an LRN output",
+    ("04-top2-accuracy", "99.87%"): "Byerly et al.'s MNIST ensemble record, quoted in 04's prose",
+}
 NUMBER = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?)(%?)")
 
 
@@ -136,6 +144,7 @@ def test_no_numeric_answer_is_printed_outside_the_solutions():
         for key, answer in answers.items()
         for notebook, text in seen
         for printed, value in numbers(text, percent_as_fraction=key in FRACTIONS)
-        if agrees(value, answer)
+        if (agrees(1 - value, 1 - answer) if key in FRACTIONS else agrees(value, answer))  # as the checks compare
+        and (key, printed) not in COINCIDENCES
     ]
     assert not leaks, leaks

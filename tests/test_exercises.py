@@ -167,7 +167,7 @@ CASES = [
         conv_stack(3, 3),
         [(conv_stack(3), "1 Conv2D"), (conv_stack(3, 3, padding="valid"), "padding='valid'"), (conv_stack(5, 3), "3×3")],
     ),
-    ("02-lrn-cap", {}, 52.17, [(58.86, "blog's constants"), (23.33, "all five"), (200.0, "input at which"), (50.0, "not it")]),
+    ("02-lrn-cap", {}, 52.17, [(58.86, "alexnet.py"), (23.33, "all five"), (200.0, "input at which"), (50.0, "not it")]),
     (
         "03-he-stddev",
         {},
@@ -378,6 +378,19 @@ def test_the_second_wrong_try_says_how(capsys):
     assert "Hint: Var[y] = n_in · Var[w] · E[x²]" in first and "How:" not in first and "second wrong answer" in first
     assert exercises.check("03-he-stddev", 0.4) is False
     assert "How: n_in = 3·3·256" in capsys.readouterr().out
+
+
+def test_a_top2_accuracy_near_one_needs_its_error_rate_to_two_figures(capsys):
+    """0.9987 is 1.0 to two significant figures: near 1 the check compares the error rate instead."""
+    labels = np.arange(10_000) % 10
+    probabilities = np.eye(10)[labels]
+    probabilities[13:113] = np.eye(10)[(labels[13:113] + 1) % 10] + 0.5 * np.eye(10)[labels[13:113]]  # second choice
+    probabilities[:13] = np.eye(10)[(labels[:13] + 5) % 10] + 0.5 * np.eye(10)[(labels[:13] + 6) % 10]  # not in the top two
+    context = {"probabilities": probabilities, "labels": labels}
+    assert exercises.check("04-top2-accuracy", 0.9987, **context) and exercises.check("04-top2-accuracy", 0.99870001, **context)
+    assert exercises.check("04-top2-accuracy", 1.0, **context) is False
+    assert "not precise enough" in capsys.readouterr().out
+    assert exercises.check("04-top2-accuracy", 0.999, **context) is False
 
 
 def test_rounded_answers():

@@ -26,7 +26,8 @@ def pyproject_requirements():
     reqs = [Requirement(r) for r in project["dependencies"]]
     for extra in ("cpu", "lab"):
         reqs += [Requirement(r) for r in project["optional-dependencies"][extra]]
-    return {canonicalize_name(r.name): r for r in reqs}
+    binder = {"platform_machine": "x86_64", "sys_platform": "linux", "platform_system": "Linux", "python_version": "3.11"}
+    return {canonicalize_name(r.name): r for r in reqs if r.marker is None or r.marker.evaluate(binder)}
 
 
 def environment_pins():

@@ -33,7 +33,8 @@ class LocalResponseNormalization(keras.layers.Layer):
     """Local response normalisation across channels, as ``tf.nn.local_response_normalization``.
 
     ``y = x / (bias + alpha * sum over the 2·depth_radius+1 nearest channels of x²) ** beta``.
-    Defaults are the blog's. Registered, so ``.keras`` files load without ``safe_mode=False``.
+    Defaults: the post's lsize=4, with bias, alpha and beta from alexnet.py.
+    Registered, so ``.keras`` files load without ``safe_mode=False``.
     """
 
     def __init__(self, depth_radius=4, bias=1.0, alpha=0.001 / 9.0, beta=0.75, **kwargs):

@@ -145,6 +145,8 @@ def _stderr_to_file():
 
 #: Blocks of at least this size are mapped and unmapped on their own (glibc's M_MMAP_THRESHOLD).
 MMAP_THRESHOLD = 4 * 2**20
+#: glibc heaps ("arenas") shared by all threads (M_ARENA_MAX); its default is 8 per core.
+MALLOC_ARENAS = 2
 
 
 @functools.cache
@@ -175,11 +177,18 @@ def _return_large_blocks() -> bool:
     fixed 4 MB threshold the full-width network's peak and held memory fell by hundreds of MB, at the
     same speed at the cpu budget's width (docs/benchmarks.md, "Memory").
 
-    Returns whether the setting took effect: it is skipped where the C library is not glibc, or
-    where ``MALLOC_MMAP_THRESHOLD_`` is set.
+    It also caps glibc's heaps at :data:`MALLOC_ARENAS` (unless ``MALLOC_ARENA_MAX`` is set). Returns whether
+    the threshold took effect: it is skipped where the C library is not glibc, or where
+    ``MALLOC_MMAP_THRESHOLD_`` is set.
     """
     libc = _glibc()
-    if libc is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+    if libc is None:
+        return False
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        # Two heaps shared by all threads, instead of one per thread that TensorFlow's pools and tf.data start:
+        # notebook 04's kernel peak fell from 1,476 to 1,421 MB (one run each, docs/benchmarks.md, "Memory").
+        libc.mallopt(-8, MALLOC_ARENAS)  # -8: M_ARENA_MAX
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
     return bool(libc.mallopt(-3, MMAP_THRESHOLD))  # -3: M_MMAP_THRESHOLD
 
@@ -194,7 +203,8 @@ def import_tensorflow():
     Two settings are made before TensorFlow loads (each only if the user has not set it):
 
     - ``TF_ENABLE_ONEDNN_OPTS=1``. TensorFlow's Linux builds turn their oneDNN CPU kernels on by themselves
-      only on CPUs with AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX (:data:`ONEDNN_DEFAULT_FEATURES`); on
+      only on x86 CPUs with AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX (:data:`ONEDNN_DEFAULT_FEATURES`; on Arm,
+      Neoverse V1); on
       others (AVX2-only CPUs such as AMD's Zen 3 EPYC and Ryzen, many laptops) they leave them off. Turned
       on, notebook 04's training step ran about three times as fast on an AVX2-only AMD EPYC, with the same
       peak memory (docs/benchmarks.md). Set it to 0 before importing to compare; :func:`describe_onednn`
