@@ -24,7 +24,7 @@ IPYW7  := $(VENV)/ipywidgets-7.7.1
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if (3, 10) <= v[:2] <= (3, 13) else "Python 3.10-3.13 is needed, found %d.%d: set PYTHON=python3.12 (or another) and rerun" % v[:2])'
+	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if (3, 11) <= v[:2] <= (3, 13) else "Python 3.11-3.13 is needed, found %d.%d: set PYTHON=python3.12 (or another) and rerun" % v[:2])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[$(TF),lab,test,site]"

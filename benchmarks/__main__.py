@@ -87,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
         + ", ".join(speed.SPEED_DEFAULTS)
         + "), and print one JSON line",
     )
-    p.add_argument("--limit-mb", type=float, default=1500, help="memory limit for --notebooks in MB (default 1500 = 1.5 GB)")
+    p.add_argument("--limit-mb", type=float, default=1600, help="memory limit for --notebooks in MB (default 1600 = 1.6 GB)")
     return p
 
 

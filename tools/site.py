@@ -86,7 +86,11 @@ def landing_page(readme: str) -> str:
 
 
 #: Long inline code (a call with its arguments) wraps on a phone instead of widening the page.
-CSS = "code.literal span.pre { white-space: pre-wrap; overflow-wrap: anywhere; }\n"
+CSS = (
+    "code.literal span.pre { white-space: pre-wrap; overflow-wrap: anywhere; }\n"
+    # on a phone the theme's title filled half the first screen
+    "@media (max-width: 600px) { .bd-article h1 { font-size: 1.9rem; } }\n"
+)
 FAVICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#b22222"/>'
     '<text x="8" y="12" font-size="10" text-anchor="middle" fill="white" font-family="sans-serif">V</text></svg>'
