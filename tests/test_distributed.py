@@ -225,7 +225,10 @@ def test_an_interrupt_kills_the_workers(fake, tmp_path, monkeypatch, no_leftover
 # A process standing in for a notebook kernel: it loads the launcher (without the rest of vgg_helpers, which
 # would import TensorFlow) and runs two workers that each start a child and run on, until it is ended.
 FAKE_KERNEL = """
-import importlib.util, os, sys, threading, time
+import importlib.util, os, signal, sys, threading, time
+# An interrupt raises KeyboardInterrupt, as in a Jupyter kernel, even where this process inherited SIGINT ignored
+# (a CI job started in the background of a non-interactive shell hands that on to everything it runs).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 spec = importlib.util.spec_from_file_location("launcher", sys.argv[1])
 launcher = sys.modules["launcher"] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(launcher)
