@@ -64,7 +64,8 @@ def fake(tmp_path):
 
 
 def alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs (signal 0 only asks); a zombie, dead but not yet reaped, counts as gone."""
+    """Whether process ``pid`` still runs and is still a fake worker or its child (signal 0 only asks); a zombie,
+    dead but not yet reaped, counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -73,9 +74,12 @@ def alive(pid: int) -> bool:
         return True
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True  # no /proc: trust os.kill
-    return state != "Z"
+    # Still one of ours: a fake worker or its child. Pids are reused (pid_max can be 32,768, and TensorFlow's threads
+    # use them up fast), so a recorded pid may belong to another process by now, which no_leftovers must not kill.
+    return state != "Z" and (b"worker.py" in command or b"time.sleep(600)" in command)
 
 
 def pids(folder: Path, prefix: str) -> list[int]:
