@@ -91,6 +91,9 @@ def test_tested_edition_is_the_student_edition_then_the_pasted_exercises(path):
         else:
             assert cell.source == original.source
     assert sum("assert vh.exercises.check(" in c.source for c in again) == len(editions.exercises(nb))
+    ids = [cell.id for cell in tested.cells]
+    assert len(set(ids)) == len(ids)  # a repeated id makes nbformat warn and rename it each time the edition is read
+    nbformat.validate(tested)
 
 
 #: Exercises answered with a number, and how their solution cell prints it.

@@ -102,6 +102,8 @@ def tested(nb):
     if start is None:
         raise ValueError(f"no {EXERCISES_HEADING!r} heading: the tested edition repeats the section that it opens")
     again = copy.deepcopy(second.cells[start + 1 :])
+    for cell in again:  # a cell id is unique within a notebook (nbformat 4.5)
+        cell.id = f"{cell.id}-again"
     for _, _, check in exercises(second):
         cell = again[check - start - 1]
         if len(CHECK_CALL.findall(cell.source)) != 1:

@@ -82,7 +82,7 @@ def landing_page(readme: str) -> str:
         "```",
         "",
     ]
-    return "\n".join(lines).replace("(docs/", "(docs/")
+    return "\n".join(lines)
 
 
 #: Long inline code (a call with its arguments) wraps on a phone instead of widening the page.
