@@ -20,6 +20,8 @@ from pathlib import Path
 
 import nbformat
 
+from tools.editions import notebooks
+
 ROOT = Path(__file__).resolve().parents[1]
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = (
@@ -68,7 +70,7 @@ def landing_page(readme: str) -> str:
         ":caption: Notebooks",
         ":hidden:",
         "",
-        *[f"notebooks/{path.stem}" for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))],
+        *[f"notebooks/{path.stem}" for path in notebooks()],
         "```",
         "",
         "```{toctree}",
@@ -130,7 +132,7 @@ def sources(target: Path) -> Path:
     (target / "favicon.svg").write_text(FAVICON)
     (target / "_static").mkdir()
     (target / "_static" / "site.css").write_text(CSS)
-    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+    for path in notebooks():
         nbformat.write(without_live_widgets(nbformat.read(path, as_version=4)), target / "notebooks" / path.name)
     for name in ("teaching.md", "benchmarks.md", "blog-post.md"):
         shutil.copy(ROOT / "docs" / name, target / "docs" / name)
