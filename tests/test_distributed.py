@@ -41,7 +41,10 @@ if mode == "child":
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     with open(os.path.join(out, f"child-{index}"), "w") as f:
         f.write(str(child.pid))
-    if index == 1:
+    if index == 1:  # exit once worker 0 has recorded its child too, so that the test sees both on any machine
+        mark, deadline = os.path.join(out, "child-0"), time.monotonic() + 60
+        while time.monotonic() < deadline and not (os.path.exists(mark) and os.path.getsize(mark)):
+            time.sleep(0.02)
         sys.exit(2)
 if mode == "family":  # start a child, then run on with it
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
