@@ -167,6 +167,7 @@ def test_builder_rejects_bad_input_before_building():
 
 @pytest.mark.parametrize("name, std", [("blog", 1.0), ("tf_examples", 1.0), ("vgg_paper", 0.1), ("alexnet", 0.01)])
 def test_named_initializers(name, std):
+    keras.utils.set_random_seed(0)  # else the draw depends on which tests this process ran before (a 4σ bound below)
     values = keras.ops.convert_to_numpy(get_initializer(name)((200, 200)))
     assert abs(values.std() - std) / std < 0.02 and abs(values.mean()) < 0.02 * std
 

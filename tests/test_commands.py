@@ -4,6 +4,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import random
 import re
 import secrets
 import signal
@@ -18,10 +19,33 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` different ports on 127.0.0.1, free now, below the range the system hands out for port 0.
+
+    A server under test binds its port seconds after it is chosen. Meanwhile the other pytest worker may start a
+    kernel, which binds five ports to port 0: had the port come from that range (as a bind to port 0 gives it), the
+    kernel could take it first. Outside that range only a program that names the port can."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 49152  # IANA's dynamic range, which macOS and Windows use
+    rng, ports = random.SystemRandom(), []
+    for _ in range(1000):
+        port = rng.randrange(10_000, max(low, 10_001))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in ports:
+            ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise AssertionError(f"found only {len(ports)} free ports of {count} between 10000 and {low}")
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def wait_for_lab(url: str, token: str, process: subprocess.Popen, log: Path, seconds: float = 120) -> dict:

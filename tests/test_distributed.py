@@ -6,6 +6,7 @@ MultiWorkerMirroredStrategy workers. Everything runs on 127.0.0.1, bounded in ti
 processes kills them on every path (the launcher does, and ``no_leftovers`` checks it and cleans up if not).
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_commands import free_port, free_ports
 
 from vgg_helpers import distributed
 
@@ -79,7 +81,8 @@ def alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return True  # no /proc: trust os.kill
+        # reaped between os.kill and the read (a zombie waits for init, which takes its time), or no /proc at all
+        return not Path("/proc/self").exists()
     # Still one of ours: a fake worker or its child. Pids are reused (pid_max can be 32,768, and TensorFlow's threads
     # use them up fast), so a recorded pid may belong to another process by now, which no_leftovers must not kill.
     return state != "Z" and (b"worker.py" in command or b"time.sleep(600)" in command)
@@ -99,7 +102,8 @@ def no_leftovers(tmp_path):
         time.sleep(0.05)  # an orphaned grandchild is reaped by init, not by us
     left = [p for p in recorded if alive(p)]
     for pid in left:
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it may end on its own meanwhile
+            os.kill(pid, signal.SIGKILL)
     assert not left, f"processes left running: {left}"
 
 
@@ -188,7 +192,7 @@ def test_a_port_already_bound_is_refused_before_anything_starts(fake, tmp_path, 
         other_program.bind(("127.0.0.1", 0))
         other_program.listen()
         taken = other_program.getsockname()[1]
-        free = distributed.free_ports(1)[0]
+        free = free_port()
         with pytest.raises(distributed.PortInUse, match=f"port {taken} on 127.0.0.1 is already in use"):
             distributed.run_workers(fake, ["ok", tmp_path], workers=2, ports=[free, taken], timeout=30)
     assert not pids(tmp_path, "pid"), "no worker should have been started"
@@ -200,7 +204,7 @@ def test_a_port_taken_after_it_was_chosen_is_explained(fake, tmp_path, monkeypat
         other_program.bind(("127.0.0.1", 0))
         other_program.listen()
         taken = other_program.getsockname()[1]
-        free = distributed.free_ports(1)[0]
+        free = free_port()
         with pytest.raises(distributed.WorkerFailed) as failure:
             distributed.run_workers(fake, ["bind", tmp_path], workers=2, ports=[free, taken], timeout=60, log_dir=tmp_path)
     message = str(failure.value)
@@ -340,7 +344,9 @@ def test_two_tensorflow_workers_stay_identical_and_follow_one_process(tmp_path):
     for workers in (2, 1):
         out = tmp_path / str(workers)
         out.mkdir()
-        results = distributed.run_workers(script, [out], workers=workers, timeout=120, env=env, log_dir=out)
+        results = distributed.run_workers(
+            script, [out], workers=workers, ports=free_ports(workers), timeout=120, env=env, log_dir=out
+        )
         assert [r.returncode for r in results] == [0] * workers
         for r in results:
             with np.load(out / f"worker-{r.index}.npz") as data:
@@ -351,7 +357,7 @@ def test_two_tensorflow_workers_stay_identical_and_follow_one_process(tmp_path):
 
 # Keras' own fit under MultiWorkerMirroredStrategy (notebook 07, section 3 says it fails, and why it writes the step).
 FIT_WORKER = """
-import os
+import json, os, sys, time
 import numpy as np
 import tensorflow as tf
 import keras
@@ -366,6 +372,10 @@ try:
     print("fit ran", flush=True)
 except ValueError as err:
     print("ValueError:", str(err).splitlines()[0][:60], flush=True)
+out, index = sys.argv[1], json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+open(os.path.join(out, f"done-{index}"), "w").close()
+while not all(os.path.exists(os.path.join(out, f"done-{i}")) for i in range(2)):  # no worker leaves the other waiting
+    time.sleep(0.05)
 os._exit(0)
 """
 
@@ -376,7 +386,7 @@ def test_keras_fit_does_not_run_under_multi_worker_mirrored_strategy(tmp_path):
     script = tmp_path / "fit_worker.py"
     script.write_text(FIT_WORKER)
     env = {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    results = distributed.run_workers(script, workers=2, timeout=120, env=env, log_dir=tmp_path)
+    results = distributed.run_workers(script, [tmp_path], workers=2, ports=free_ports(2), timeout=120, env=env, log_dir=tmp_path)
     assert all("ValueError: Attempt to convert a value (PerReplica" in r.stdout for r in results), [r.stdout for r in results]
 
 
