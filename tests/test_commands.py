@@ -8,13 +8,14 @@ import random
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from vgg_helpers.distributed import port_is_free
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,15 +33,10 @@ def free_ports(count: int) -> list[int]:
     rng, ports = random.SystemRandom(), []
     for _ in range(1000):
         port = rng.randrange(10_000, max(low, 10_001))
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        if port not in ports:
+        if port not in ports and port_is_free(port):
             ports.append(port)
-        if len(ports) == count:
-            return ports
+            if len(ports) == count:
+                return ports
     raise AssertionError(f"found only {len(ports)} free ports of {count} between 10000 and {low}")
 
 
